@@ -1,0 +1,102 @@
+"""Atomic writes: a file or a directory appears complete under its final name, or not at all."""
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # some filesystems do not allow opening directories; rename is still atomic
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def temp_name(path: Path) -> Path:
+    """A unique sibling of ``path`` that readers ignore (leading '.tmp-')."""
+    return path.with_name(f".tmp-{path.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically: temp file in the same folder, fsync, rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_name(path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    _fsync_dir(path.parent)
+
+
+def write_json(path: str | os.PathLike, obj) -> None:
+    """Write ``obj`` as indented JSON atomically."""
+    write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+
+
+def write_npy(path: str | os.PathLike, array: np.ndarray) -> None:
+    """Write one array as ``.npy`` atomically (memory-mappable when read back)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_name(path)
+    try:
+        with open(tmp, "wb") as f:
+            np.save(f, np.ascontiguousarray(array), allow_pickle=False)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_parquet(path: str | os.PathLike, table) -> None:
+    """Write a pandas DataFrame as Parquet atomically."""
+    buf = io.BytesIO()
+    table.to_parquet(buf, index=False)
+    write_bytes(path, buf.getvalue())
+
+
+def publish_dir(staging: Path, final: Path) -> bool:
+    """Move a fully written ``staging`` folder to ``final`` in one rename.
+
+    A ``final`` that already holds a committed folder (its ``manifest.json`` exists) wins: the
+    name is a content fingerprint, so both hold the same data; the staging copy is discarded and
+    False returned. A ``final`` without a manifest is debris of a killed run and is replaced.
+    """
+    if (final / "manifest.json").exists():
+        shutil.rmtree(staging, ignore_errors=True)
+        return False
+    if final.exists():
+        shutil.rmtree(final)
+    os.rename(staging, final)
+    _fsync_dir(final.parent)
+    return True
+
+
+def remove_stale_temps(folder: Path) -> None:
+    """Delete ``.tmp-*`` leftovers of killed writers in ``folder`` (not recursive)."""
+    if not folder.is_dir():
+        return
+    for p in folder.glob(".tmp-*"):
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)

@@ -1,0 +1,219 @@
+"""Reading a feature store: the committed dataset, its utterance table and memory-mapped features."""
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .errors import StoreError, raise_if
+from .fingerprint import ids_digest
+from .schema import (ID_COLUMN, MANIFEST_FILE, MODALITIES, SCHEMA_VERSION, SPLITS, STATUSES,
+                     STORE_FILE)
+
+_FIX_VERSION = ("re-create it with this ebmc (ebmc-import / ebmc-extract into a new folder), "
+                "or install the ebmc release that wrote it")
+
+
+def _check_version(meta: dict, where: Path) -> None:
+    version = meta.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise StoreError(f"{where} has feature-store schema version {version!r}; this ebmc reads "
+                         f"version {SCHEMA_VERSION}: {_FIX_VERSION}")
+
+
+def read_manifest(folder: Path) -> dict:
+    """A feature set's manifest, checked: present, this schema version, every listed array there."""
+    folder = Path(folder)
+    path = folder / MANIFEST_FILE
+    if not path.exists():
+        raise StoreError(f"{folder}: no {MANIFEST_FILE}, so this feature set was never committed "
+                         "(a killed or failed write); rerun the import or extraction that makes it")
+    manifest = json.loads(path.read_text())
+    _check_version(manifest, path)
+    problems = []
+    for name, spec in manifest["arrays"].items():
+        f = folder / spec["file"]
+        if not f.exists():
+            problems.append(f"{f}: listed in the manifest but missing; rerun the import or extraction")
+            continue
+        arr = np.load(f, mmap_mode="r")
+        if list(arr.shape) != spec["shape"] or str(arr.dtype) != spec["dtype"]:
+            problems.append(f"{f}: shape {arr.shape} {arr.dtype}, manifest says {tuple(spec['shape'])} {spec['dtype']}; the file was changed after commit")
+    raise_if(problems, f"feature set {folder} is damaged")
+    return manifest
+
+
+class FeatureSet:
+    """One modality's committed features: ``(T_i, d)`` per utterance, memory-mapped.
+
+    Rows follow the store's utterance table. Only the arrays touched are read from disk.
+    """
+
+    def __init__(self, folder: Path, manifest: dict):
+        self.folder = folder
+        self.manifest = manifest
+        self.modality: str = manifest["modality"]
+        self.fingerprint: str = manifest["fingerprint"]
+        self.producer: dict[str, Any] = manifest["producer"]
+        self.layout: str = manifest["layout"]
+        self.n: int = manifest["n"]
+        self.dim: int = manifest["dim"]
+
+    @functools.cache
+    def array(self, name: str) -> np.ndarray:
+        """A stored array by name (``values``, ``status``, ``timestamps``, ...), memory-mapped."""
+        if name not in self.manifest["arrays"]:
+            raise KeyError(f"{self.folder}: no array {name!r}; it has {sorted(self.manifest['arrays'])}")
+        return np.load(self.folder / self.manifest["arrays"][name]["file"], mmap_mode="r")
+
+    def has(self, name: str) -> bool:
+        return name in self.manifest["arrays"]
+
+    @functools.cached_property
+    def status(self) -> np.ndarray:
+        """``(N,)`` status names: "ok", "absent" or "failed"."""
+        return np.asarray(STATUSES, dtype=object)[np.asarray(self.array("status"))]
+
+    @functools.cached_property
+    def present(self) -> np.ndarray:
+        """``(N,)`` bool: the modality exists for this utterance."""
+        return np.asarray(self.array("status")) == 0
+
+    @functools.cached_property
+    def lengths(self) -> np.ndarray:
+        """``(N,)`` valid lengths; 0 where the modality is absent."""
+        if self.layout == "ragged":
+            raw = np.diff(np.asarray(self.array("offsets")))
+        else:
+            raw = np.asarray(self.array("lengths"))
+        return np.where(self.present, raw, 0).astype(np.int64)
+
+    @property
+    def max_length(self) -> int:
+        return int(self.lengths.max()) if self.n else 0
+
+    def sequence(self, i: int, name: str = "values") -> np.ndarray:
+        """Utterance ``i``'s valid rows of array ``name``: ``(T_i, ...)``."""
+        arr = self.array(name)
+        if self.layout == "ragged":
+            off = self.array("offsets")
+            return arr[off[i]:off[i] + self.lengths[i]]
+        return arr[i, :self.lengths[i]]
+
+    def padded(self, indices: Sequence[int] | np.ndarray | None = None, max_len: int | None = None,
+               name: str = "values", dtype=np.float32) -> tuple[np.ndarray, np.ndarray]:
+        """Batch of utterances as ``values (n, T, ...)`` and valid ``mask (n, T)`` (bool).
+
+        ``T`` is ``max_len`` or the longest selected sequence; longer ones are cut at ``T``.
+        A stored ``frame_mask`` (e.g. frames without a face) is folded into the mask.
+        """
+        idx = np.arange(self.n) if indices is None else np.asarray(indices, dtype=np.int64)
+        lengths = self.lengths[idx]
+        T = int(max_len if max_len is not None else (lengths.max() if len(idx) else 0))
+        arr = self.array(name)
+        tail = arr.shape[1:] if self.layout == "ragged" else arr.shape[2:]
+        out = np.zeros((len(idx), T, *tail), dtype=dtype if dtype is not None else arr.dtype)
+        steps = np.arange(T)
+        mask = steps[None, :] < np.minimum(lengths, T)[:, None]
+        if self.layout == "padded":
+            # padded rows are contiguous: one slice per batch, cut to T
+            src = np.asarray(arr[np.sort(idx)][:, :T]) if len(idx) else arr[:0, :T]
+            order = np.argsort(np.argsort(idx))
+            src = src[order]
+            out[:, :src.shape[1]] = src
+            out[~mask] = 0
+        else:
+            off = np.asarray(self.array("offsets"))
+            for row, (i, L) in enumerate(zip(idx, np.minimum(lengths, T))):
+                if L:
+                    out[row, :L] = arr[off[i]:off[i] + L]
+        if name == "values" and self.has("frame_mask"):
+            fm, _ = self.padded(idx, T, name="frame_mask", dtype=bool)
+            mask &= fm
+        return out, mask
+
+
+class Store:
+    """A committed dataset: utterance table, task and labels, one feature set per modality."""
+
+    def __init__(self, root: str | Path):
+        root = Path(root)
+        path = root / STORE_FILE
+        if not path.exists():
+            hint = ("it holds an uncommitted (killed or failed) write; rerun the import or extraction"
+                    if root.is_dir() and any(root.iterdir()) else
+                    "point to a folder made by ebmc-import or ebmc-extract, e.g. features/mosi")
+            raise StoreError(f"{root} is not a committed feature store (no {STORE_FILE}): {hint}")
+        meta = json.loads(path.read_text())
+        _check_version(meta, path)
+        self.root = root
+        self.meta = meta
+        self.dataset: str = meta["dataset"]
+        self.task: str | None = meta["task"]
+        self.label_columns: list[str] = list(meta["label_columns"])
+        self.classes: list[str] | None = meta["classes"]
+        self.n: int = meta["n"]
+        problems = []
+        self._feature_sets: dict[str, FeatureSet] = {}
+        for m, rel in meta["feature_sets"].items():
+            try:
+                man = read_manifest(root / rel)
+            except StoreError as e:
+                problems.extend(e.problems or [str(e)])
+                continue
+            if man["ids_sha256"] != meta["ids_sha256"]:
+                problems.append(f"{root / rel}: rows do not belong to this store's utterance list; re-commit the store")
+            self._feature_sets[m] = FeatureSet(root / rel, man)
+        if not (root / meta["utterances"]).exists():
+            problems.append(f"{root / meta['utterances']}: utterance table missing; rerun the import or extraction")
+        raise_if(problems, f"feature store {root} is damaged")
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        """The modalities this store has, in canonical order (text, audio, vision)."""
+        return tuple(m for m in MODALITIES if m in self._feature_sets)
+
+    @functools.cached_property
+    def utterances(self) -> pd.DataFrame:
+        """The utterance table (id, video/clip id, split, labels, transcript, ``<m>_length``/``_status``)."""
+        table = pd.read_parquet(self.root / self.meta["utterances"])
+        if ids_digest(table[ID_COLUMN].astype(str)) != self.meta["ids_sha256"]:
+            raise StoreError(f"{self.root / self.meta['utterances']}: ids do not match store.json; the table was changed after commit")
+        return table
+
+    def features(self, modality: str) -> FeatureSet:
+        if modality not in self._feature_sets:
+            raise StoreError(f"{self.root}: no {modality!r} features; this store has {', '.join(self.modalities)}. "
+                             "Choose from those (e.g. --data.modalities) or extract/import that modality")
+        return self._feature_sets[modality]
+
+    def split_indices(self, split: str) -> np.ndarray:
+        """Row indices of one split (train/valid/test), in table order."""
+        if split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
+        return np.flatnonzero(self.utterances["split"].to_numpy() == split)
+
+    def labels(self) -> np.ndarray:
+        """Labels of every row: regression ``(N,)`` float32, classification ``(N,)`` int64,
+        multilabel ``(N, K)`` int64 (one column per ``label_columns`` entry)."""
+        if self.task is None:
+            raise StoreError(f"{self.root}: this store has no labels (extracted from a bare folder); add labels to the manifest and re-extract to train")
+        table = self.utterances
+        if self.task == "regression":
+            return table[self.label_columns[0]].to_numpy(np.float32)
+        if self.task == "classification":
+            return table[self.label_columns[0]].to_numpy(np.int64)
+        return table[self.label_columns].to_numpy(np.int64)
+
+    def fingerprints(self) -> dict[str, str]:
+        """modality -> fingerprint of the feature set this store uses."""
+        return {m: fs.fingerprint for m, fs in self._feature_sets.items()}
+
+
+def open_store(root: str | Path) -> Store:
+    """Open a committed feature store; raises StoreError with a fix-it message otherwise."""
+    return Store(root)

@@ -1,0 +1,5 @@
+"""Test-wide settings: offline model hubs and a quiet, deterministic CPU."""
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

@@ -1,0 +1,153 @@
+"""Defaults of a training run: frozen ``DataConfig``, ``TrainConfig`` and the composed ``RunConfig``."""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+from ebmc.store.fingerprint import run_only
+from ebmc.store.schema import MODALITIES
+from ebmc.train.model.config import LossConfig, ModelConfig
+
+# Paper App. A.2: batch size and epochs of stage I + stage II per dataset; other datasets use
+# the "other" row. Keys are matched against the store's dataset name (see dataset_family).
+PAPER_SCHEDULE: dict[str, dict[str, int]] = {
+    "mosi": {"batch_size": 64, "stage1_epochs": 150, "stage2_epochs": 150},
+    "mosei": {"batch_size": 32, "stage1_epochs": 100, "stage2_epochs": 100},
+    "iemocap": {"batch_size": 16, "stage1_epochs": 150, "stage2_epochs": 150},
+    "other": {"batch_size": 32, "stage1_epochs": 100, "stage2_epochs": 100},
+}
+
+
+def _field(default: Any, help: str) -> Any:
+    """A dataclass field whose ``help`` becomes the text of its command-line flag."""
+    return dataclasses.field(default=default, metadata={"help": help})
+
+
+def _problems(cfg: Any, section: str, rules: dict[str, tuple[float | None, float | None, bool]]) -> list[str]:
+    """Range problems of numeric fields: rules[name] = (low, high, low_exclusive); None = unbounded."""
+    out = []
+    for name, (low, high, low_excl) in rules.items():
+        value = getattr(cfg, name)
+        if value is None:
+            continue
+        if isinstance(value, float) and not math.isfinite(value):
+            out.append(f"--{section}.{name} = {value}: must be a finite number")
+        elif low is not None and (value <= low if low_excl else value < low):
+            out.append(f"--{section}.{name} = {value}: must be {'>' if low_excl else '>='} {low}")
+        elif high is not None and value > high:
+            out.append(f"--{section}.{name} = {value}: must be <= {high}")
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """Which features of the store a run reads, and how they are checked."""
+
+    modalities: tuple[str, ...] = _field((), "modalities to train on, a non-empty subset of text audio "
+                                             "vision (empty: every modality the store has)")
+    max_len_text: int | None = _field(None, "cut text sequences after this many steps (none: longest in store)")
+    max_len_audio: int | None = _field(None, "cut audio sequences after this many frames (none: longest in store)")
+    max_len_vision: int | None = _field(None, "cut vision sequences after this many frames (none: longest in store)")
+    label_min: float = _field(-3.0, "regression labels must lie in [label_min, label_max] (MOSI/MOSEI: -3..3)")
+    label_max: float = _field(3.0, "upper end of the regression label range")
+
+    def __post_init__(self) -> None:
+        problems = [f"--data.modalities: unknown modality {m!r}; use a subset of {' '.join(MODALITIES)}"
+                    for m in self.modalities if m not in MODALITIES]
+        if len(set(self.modalities)) != len(self.modalities):
+            problems.append(f"--data.modalities = {' '.join(self.modalities)}: names a modality twice")
+        problems += _problems(self, "data", {f"max_len_{m}": (1, None, False) for m in MODALITIES})
+        problems += _problems(self, "data", {"label_min": (None, None, False), "label_max": (None, None, False)})
+        if self.label_min >= self.label_max:
+            problems.append(f"--data.label_min = {self.label_min} must be below --data.label_max = {self.label_max}")
+        if problems:
+            raise ValueError("invalid DataConfig:\n" + "\n".join(f"  - {p}" for p in problems))
+
+    def max_len(self, modality: str) -> int | None:
+        return getattr(self, f"max_len_{modality}")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation, schedule and model selection (spec section 3). None = the paper's per-dataset default."""
+
+    batch_size: int | None = _field(None, "training batch size (none: paper default, MOSI 64 / MOSEI 32 / "
+                                          "IEMOCAP 16 / other 32)")
+    stage1_epochs: int | None = _field(None, "epochs of stage I (none: paper default, MOSI 150 / MOSEI 100 / "
+                                             "IEMOCAP 150 / other 100)")
+    stage2_epochs: int | None = _field(None, "epochs of stage II (none: paper default, as stage I)")
+    lr: float = _field(1e-4, "Adam learning rate (both stages; stage II starts a fresh optimiser)")
+    weight_decay: float = _field(1e-5, "Adam weight decay")
+    grad_clip: float = _field(1.0, "clip the global gradient norm to this value (0: no clipping)")
+    patience: int = _field(0, "early stopping: end a stage after this many epochs without a better "
+                              "validation score (0: off, run every epoch)")
+    select_metric: str | None = _field(None, "validation metric for model selection (none: valid MAE for "
+                                             "regression, weighted F1 for classification)")
+    freeze_encoders: bool = _field(False, "stage II keeps the modality encoders frozen at their stage-I weights")
+    bf16: bool = _field(True, "bf16 autocast on CUDA (ignored on CPU, which always computes in float32)")
+    seed: int = _field(1111, "seed of initialisation, shuffling and noise (ebmc-train --seeds sets it per run)")
+    eval_batch_size: int = run_only(512, metadata={"help": "batch size of validation and test passes"})
+    device: str = run_only("auto", metadata={"help": "auto (CUDA when present, else CPU), cpu, cuda or cuda:N"})
+
+    def __post_init__(self) -> None:
+        problems = _problems(self, "train", {
+            "batch_size": (1, None, False), "stage1_epochs": (1, None, False), "stage2_epochs": (1, None, False),
+            "lr": (0, None, True), "weight_decay": (0, None, False), "grad_clip": (0, None, False),
+            "patience": (0, None, False), "eval_batch_size": (1, None, False)})
+        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
+            problems.append(f"--train.device = {self.device!r}: use auto, cpu, cuda or cuda:N")
+        if problems:
+            raise ValueError("invalid TrainConfig:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """Everything that determines one training run; ``ablation`` names the overrides applied."""
+
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    loss: LossConfig = dataclasses.field(default_factory=LossConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    ablation: str = "full"
+
+
+SECTIONS: dict[str, type] = {"data": DataConfig, "model": ModelConfig, "loss": LossConfig, "train": TrainConfig}
+
+
+def dataset_family(dataset: str) -> str:
+    """Which paper schedule applies to a store's dataset name ("mosei", "mosi", "iemocap" or "other")."""
+    name = dataset.lower()
+    for key in ("mosei", "mosi", "iemocap"):  # mosei first: both names start with "mos"
+        if key in name:
+            return key
+    return "other"
+
+
+def resolve(cfg: RunConfig, dataset: str) -> RunConfig:
+    """``cfg`` with every None schedule field replaced by the paper default for ``dataset``."""
+    defaults = PAPER_SCHEDULE[dataset_family(dataset)]
+    filled = {k: v for k, v in defaults.items() if getattr(cfg.train, k) is None}
+    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, **filled))
+
+
+def to_dict(cfg: RunConfig) -> dict:
+    """Plain nested dict of every field (run-only ones included), for config.json."""
+    return dataclasses.asdict(cfg)
+
+
+def from_dict(raw: dict) -> RunConfig:
+    """Inverse of ``to_dict``; unknown keys are an error naming them (a file from another version)."""
+    problems, sections = [], {}
+    for key in raw:
+        if key not in SECTIONS and key != "ablation":
+            problems.append(f"unknown section {key!r}; valid: {', '.join(SECTIONS)}, ablation")
+    for name, cls in SECTIONS.items():
+        values = dict(raw.get(name, {}))
+        known = {f.name for f in dataclasses.fields(cls)}
+        problems += [f"unknown setting {name}.{k}; valid: {', '.join(sorted(known))}" for k in values if k not in known]
+        sections[name] = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if k in known}
+    if problems:
+        raise ValueError("invalid run config:\n" + "\n".join(f"  - {p}" for p in problems))
+    return RunConfig(**{name: SECTIONS[name](**values) for name, values in sections.items()},
+                     ablation=raw.get("ablation", "full"))
