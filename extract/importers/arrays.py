@@ -16,7 +16,6 @@ import contextlib
 import hashlib
 import logging
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +50,7 @@ def _read_manifest(path: Path) -> pd.DataFrame:
         raise StoreError(f"manifest {path} not found: pass the CSV that lists your utterances (--manifest)")
     try:
         # every cell as text: empty cells stay "" (absent modality), labels like "NA" stay class names
-        table = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+        table = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True, encoding="utf-8-sig")
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as e:
         raise StoreError(f"manifest {path} is not a readable CSV: {e}; save it as UTF-8 CSV with a header row") from e
     table.columns = [str(c).strip() for c in table.columns]
@@ -161,7 +160,7 @@ def _labels(table: pd.DataFrame, task: str | None, where: str) -> tuple[str | No
     if task != "classification" or problems:
         return task, pd.DataFrame({"label": np.zeros(len(table), np.int64)}), None, problems
     if not len(text) and _integers(numbers):
-        # integer class ids: the vocabulary is the sorted distinct integers, named as written
+        # integer class ids: the vocabulary is the distinct integers in numeric order, named by value
         values = numbers.astype(np.int64)
         vocab = sorted(set(values.tolist()))
         classes = [str(v) for v in vocab]
@@ -253,8 +252,8 @@ def _load_modality(table: pd.DataFrame, modality: str, folder: Path, where: str,
         except (ValueError, OSError, EOFError) as e:
             problems.append(f"{at}: cannot read {modality} file {cell!r}: {e}")
             continue
-        if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
-            problems.append(f"{at}: {modality} array has dtype {arr.dtype}; it must hold numbers")
+        if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating) or arr.dtype == bool):
+            problems.append(f"{at}: {modality} array has dtype {arr.dtype}; it must hold real numbers")
             continue
         if arr.ndim == 1:
             arr = arr.reshape(1, -1)  # an utterance-level vector is a sequence of one step
@@ -355,15 +354,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``ebmc-import arrays``; print a summary; return the exit status."""
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    try:
-        root = import_arrays(args.manifest, args.out, task=args.task, split_by=args.split_by,
-                             split=SpeakerSplitConfig(valid=args.valid, test=args.test, seed=args.seed),
-                             dataset=args.dataset)
-    except StoreError as e:
-        print(e, file=sys.stderr)
-        return 1
+    """Run ``ebmc-import arrays`` and print a summary; a StoreError propagates to ``cli.dispatch``."""
+    root = import_arrays(args.manifest, args.out, task=args.task, split_by=args.split_by,
+                         split=SpeakerSplitConfig(valid=args.valid, test=args.test, seed=args.seed),
+                         dataset=args.dataset)
     store = open_store(root)
     counts = store.utterances["split"].value_counts()
     print(f"imported {store.n} utterances into {root} (dataset {store.dataset!r}, task {store.task}, "

@@ -7,6 +7,7 @@ are then reported at once in one StoreError (nothing of theirs is ever imported 
 """
 from __future__ import annotations
 
+import codecs
 import collections
 import importlib
 import pickle
@@ -22,7 +23,8 @@ _NUMPY_MODULES = {"numpy", "numpy.core.multiarray", "numpy._core.multiarray", "n
                   "numpy._core.numeric"}
 _BUILTINS = {"set", "frozenset", "bytearray", "complex", "list", "dict", "tuple", "bytes", "str",
              "int", "float", "bool", "slice", "range"}
-_OTHER = {("collections", "OrderedDict"): collections.OrderedDict}
+# protocol-2 pickles spell bytes (numpy's raw array data) as _codecs.encode(text, "latin1")
+_OTHER = {("collections", "OrderedDict"): collections.OrderedDict, ("_codecs", "encode"): codecs.encode}
 
 HINT = ("only containers, numbers, strings and numpy arrays are loaded, because unpickling can run "
         "code; if you trust this file, re-save it in a separate Python session as a plain dict of "
@@ -48,12 +50,12 @@ class _Blocked:
 class RestrictedUnpickler(pickle.Unpickler):
     """An Unpickler whose ``find_class`` allows only numpy arrays/dtypes and builtin containers.
 
-    Refused globals are collected in ``self.refused`` (``"module.name" -> count``).
+    Refused globals are collected in ``self.refused`` (``"module.name"``, sorted on report).
     """
 
     def __init__(self, file, **kwargs):
         super().__init__(file, **kwargs)
-        self.refused: dict[str, int] = {}
+        self.refused: set[str] = set()
 
     def find_class(self, module: str, name: str) -> Any:
         if name in _NUMPY and module in _NUMPY_MODULES:
@@ -67,15 +69,14 @@ class RestrictedUnpickler(pickle.Unpickler):
             return getattr(importlib.import_module("builtins"), name)
         if (module, name) in _OTHER:
             return _OTHER[(module, name)]
-        key = f"{module}.{name}"
-        self.refused[key] = self.refused.get(key, 0) + 1
+        self.refused.add(f"{module}.{name}")
         return type(name, (_Blocked,), {"__module__": "ebmc.refused." + module})
 
 
 def restricted_load(path: str | Path) -> Any:
     """Load the pickle at ``path`` with the restricted unpickler.
 
-    Raises StoreError naming every refused class/function (with counts) and how to convert the file.
+    Raises StoreError naming every refused class/function and how to convert the file.
     """
     path = Path(path)
     if not path.is_file():
@@ -88,6 +89,6 @@ def restricted_load(path: str | Path) -> Any:
             raise StoreError(f"{path}: not a readable pickle ({type(e).__name__}: {e}); "
                              "check that the download is complete (compare its SHA-256)") from e
     if unpickler.refused:
-        problems = [f"{name} ({n}x)" for name, n in sorted(unpickler.refused.items())]
+        problems = [f"{name}: not a container, number, string or numpy array" for name in sorted(unpickler.refused)]
         raise StoreError(f"{path}: refused to load {len(problems)} kind(s) of pickled object; {HINT}", problems)
     return obj

@@ -47,7 +47,7 @@ def test_seed_changes_the_draw():
 def test_problems_listed_at_once_with_rows():
     speakers = ["a", "", "b", "a", " "]
     with pytest.raises(StoreError) as err:
-        speaker_split(speakers, SpeakerSplitConfig(valid=1, test=0, seed=0), "m.csv", rows=[2, 3, 4, 5, 6])
+        speaker_split(speakers, SpeakerSplitConfig(valid=2, test=0, seed=0), "m.csv", rows=[2, 3, 4, 5, 6])
     text = str(err.value)
     assert len(err.value.problems) == 3
     assert "rows [3, 6]" in text  # the empty speakers, as manifest rows

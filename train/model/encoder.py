@@ -48,11 +48,10 @@ class ModalityEncoder(nn.Module):
 
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
         """x: (B, T, d), mask: (B, T) bool (True = valid) -> z: (B, H), zeros where no step is valid."""
-        # Non-finite inputs (COVAREP has -inf) become the train mean, i.e. 0 after normalisation;
-        # masked steps become 0 so that nothing outside the mask can reach the output.
+        # Non-finite inputs (COVAREP has -inf) become the train mean, i.e. 0 after normalisation.
+        # Masked steps need no zeroing: reduce_time drops them before anything else sees them.
         normed = (x - self.mean) / self.std
-        keep = mask.unsqueeze(-1) & torch.isfinite(x)
-        normed = torch.where(keep, normed, torch.zeros_like(normed))
+        normed = torch.where(torch.isfinite(x), normed, torch.zeros_like(normed))
         steps, step_mask = reduce_time(normed, mask, self.max_steps)
         h = self.proj(steps) + self.pos[: steps.shape[1]]
         has_any = step_mask.any(1)

@@ -1,0 +1,136 @@
+"""Intra-modality missingness: deterministic frame/token drops for testing (Table 5) and random drops for training.
+
+A dropped step keeps its place in the sequence and in the mask, with its features set to zero
+(LNLN protocol): the model is not told which steps were lost. Text keeps its first and last
+valid token. Text mode ``zero`` zeroes the dropped token features (the authors' code); ``unk``
+replaces the dropped token ids by [UNK] and re-encodes the whole sentence through the text model
+that made the features, so the context of every token changes as it would with real missing words.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+from torch import Tensor
+
+from ebmc.store import StoreError
+
+from ..batch import Batch
+from .masks import end_steps, frame_drop_mask
+from .missing import Transform
+
+log = logging.getLogger(__name__)
+
+#: (token ids (B, T) long, attention (B, T) bool) -> token features (B, T, D) float
+Reencoder = Callable[[Tensor, Tensor], Tensor]
+
+
+def _zero_steps(batch: Batch, modality: str, drop: Tensor) -> Batch:
+    x = dict(batch.x)
+    x[modality] = batch.x[modality].masked_fill(drop[..., None], 0.0)
+    return Batch(x, batch.mask, batch.present, batch.y, batch.index, batch.token_ids)
+
+
+def frame_drop(rate: float, seed: int, text_mode: str = "zero", reencode: Reencoder | None = None) -> Transform:
+    """Transform dropping each valid step of every modality with probability ``rate``.
+
+    Masks come from ``masks.frame_drop_mask`` (deterministic per store row, modality, rate, seed).
+    ``text_mode="unk"`` needs ``reencode`` (see ``text_reencoder``) and batches with token_ids.
+    """
+    if text_mode not in ("zero", "unk"):
+        raise ValueError(f"text_mode must be 'zero' or 'unk', got {text_mode!r}")
+    if text_mode == "unk" and reencode is None:
+        raise ValueError("text_mode 'unk' needs a reencoder: build one with text_reencoder(producer)")
+
+    def apply(batch: Batch) -> Batch:
+        for m in batch.modalities:
+            drop = frame_drop_mask(batch.mask[m], batch.index, m, rate, seed, keep_ends=(m == "text"))
+            if m == "text" and text_mode == "unk":
+                batch = _unk_text(batch, drop, reencode)
+            else:
+                batch = _zero_steps(batch, m, drop)
+        return batch
+    return apply
+
+
+def _unk_text(batch: Batch, drop: Tensor, reencode: Reencoder) -> Batch:
+    if batch.token_ids is None:
+        raise StoreError("frame_drop with text_drop_mode 'unk' needs the text token ids, but the batch has none",
+                         ["store the text features with a 'token_ids' extra (ebmc-extract does; MMSA pickles "
+                          "with text_bert do), or use --protocol.text_drop_mode zero"])
+    ids = batch.token_ids.masked_fill(drop, reencode.unk_id)  # type: ignore[attr-defined]
+    valid = batch.mask["text"]
+    feats = reencode(ids, valid).to(batch.x["text"].dtype)
+    if feats.shape != batch.x["text"].shape:
+        raise StoreError("re-encoded text features do not match the stored ones",
+                         [f"text model gives {tuple(feats.shape)}, the store holds {tuple(batch.x['text'].shape)}: "
+                          "the producer's model_path/layer must be the model that made these features"])
+    x = dict(batch.x)
+    # absent texts stay absent: no valid step, so nothing to re-encode
+    x["text"] = torch.where(valid[..., None], feats, torch.zeros_like(feats))
+    return Batch(x, batch.mask, batch.present, batch.y, batch.index, batch.token_ids)
+
+
+class _TextModel:
+    """A Hugging Face encoder run on token ids; ``unk_id`` is its tokenizer's [UNK]."""
+
+    def __init__(self, model, unk_id: int, layer: int, device: str):
+        self.model, self.unk_id, self.layer, self.device = model, unk_id, layer, device
+
+    @torch.no_grad()
+    def __call__(self, ids: Tensor, attention: Tensor) -> Tensor:
+        out = self.model(input_ids=ids.to(self.device), attention_mask=attention.long().to(self.device),
+                         output_hidden_states=True)
+        return out.hidden_states[self.layer].to(ids.device)
+
+
+def text_reencoder(producer: dict, device: str = "cpu") -> _TextModel:
+    """Load the text model named by a text feature set's ``producer`` (``model_path``: a local folder
+    saved with save_pretrained, tokenizer included; optional ``layer``, default -1 = last).
+
+    Imports transformers here only: it is an extraction library and ``ebmc.train`` must not need it
+    for anything but this protocol.
+    """
+    path = producer.get("model_path")
+    problems = []
+    if not path:
+        problems.append(f"the text producer {producer.get('name', '?')!r} names no 'model_path'; "
+                        "re-extract the text with ebmc-extract, or use --protocol.text_drop_mode zero")
+    elif not Path(path).is_dir():
+        problems.append(f"text model folder {path} (from the text producer) does not exist here; "
+                        "restore it at that path, or use --protocol.text_drop_mode zero")
+    if problems:
+        raise StoreError("frame_drop with text_drop_mode 'unk' cannot load the text model", problems)
+    try:
+        from transformers import AutoModel, AutoTokenizer
+    except ImportError as e:
+        raise StoreError("frame_drop with text_drop_mode 'unk' needs transformers",
+                         ["pip install 'ebmc[extract]', or use --protocol.text_drop_mode zero"]) from e
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if tokenizer.unk_token_id is None:
+        raise StoreError(f"the tokenizer in {path} has no unknown token", ["use --protocol.text_drop_mode zero"])
+    model = AutoModel.from_pretrained(path).to(device).eval()
+    log.info("unk text mode: re-encoding through %s (layer %s)", path, producer.get("layer", -1))
+    return _TextModel(model, int(tokenizer.unk_token_id), int(producer.get("layer", -1)), device)
+
+
+def random_frame_drop(rates: Sequence[float], generator: torch.Generator | None = None) -> Transform:
+    """Training augmentation (``robust_augment``): each (sample, modality) draws a rate from
+    ``rates`` and drops each valid step with it (text keeps its ends; zero mode). Random, not
+    deterministic: a fresh corruption every step."""
+    choices = torch.tensor(list(rates), dtype=torch.float32)
+
+    def apply(batch: Batch) -> Batch:
+        for m in batch.modalities:
+            valid = batch.mask[m]
+            B, T = valid.shape
+            rate = choices[torch.randint(len(choices), (B,), generator=generator)].to(valid.device)
+            u = torch.rand(B, T, generator=generator).to(valid.device)
+            drop = valid & (u < rate[:, None])
+            if m == "text":
+                drop &= ~end_steps(valid)
+            batch = _zero_steps(batch, m, drop)
+        return batch
+    return apply

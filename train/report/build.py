@@ -1,0 +1,92 @@
+"""Build the report: report.md with every table and links to the PNG figures, from result files alone."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Sequence
+
+from ebmc.store import atomic
+
+from . import figures, tables
+from .collect import Group, collect
+
+log = logging.getLogger(__name__)
+
+REPORT_FILE = "report.md"
+
+TABLES = (
+    ("Table 1/2: main results on the full test set", tables.table1),
+    ("Table 3: F1 under missing-modality conditions", tables.table3),
+    ("Table 4: module ablations", tables.table4),
+    ("Table 5: mean over intra-modality (frame/token) drop rates", tables.table5),
+    ("Table 7: EMC energy terms", tables.table7),
+)
+FIGURES = (
+    ("Fig. 3: t-SNE of fused representations", "fig3_tsne", figures.embedding_figure),
+    ("Fig. 4: modality contribution", "fig4_contribution", figures.contribution_figure),
+    ("Fig. 6: sensitivity to the loss weights", "fig6_sensitivity", figures.sensitivity_figure),
+    ("Fig. 7/8: metrics against the modality-missing rate", "fig7_missing_rate", figures.missing_rate_figure),
+    ("Intra-modality missingness curve", "frame_drop", figures.frame_drop_figure),
+    ("Training curves", "training", figures.training_figure),
+)
+
+
+def _notes(groups: list[Group]) -> list[str]:
+    """Protocol settings that a reader needs next to the numbers (from the result files)."""
+    notes = []
+    for protocol, what in (("frame_drop", "frame drop"), ("missing_rate", "modality missing")):
+        results = [r for g in groups for r in g.results(protocol)]
+        if results:
+            rates = sorted({c["rate"] for r in results for c in r["conditions"]})
+            modes = sorted({r.get("text_drop_mode", "zero") for r in results}) if protocol == "frame_drop" else []
+            notes.append(f"{what} rates {', '.join(f'{x:g}' for x in rates)}"
+                         + (f"; text mode {', '.join(modes)}" if modes else ""))
+    per_condition = {r.get("per_condition_models", False) for g in groups for r in g.results("missing")}
+    if per_condition:
+        notes.append("missing-modality conditions: " + " / ".join(
+            "one model per condition" if p else "one model evaluated under every condition" for p in sorted(per_condition)))
+    splits = sorted({r["split"] for g in groups for run in g.runs for r in run.protocols.values()})
+    if splits:
+        notes.append(f"evaluated on the {', '.join(splits)} split")
+    return notes
+
+
+def build_report(runs_dirs: str | Path | Sequence[str | Path], out: str | Path | None = None) -> Path:
+    """Write ``report.md`` and its PNG figures into ``out`` (default: the single runs folder) and
+    return the report's path. Several runs folders give one comparison report (needs ``out``).
+
+    A pure function of the result files under the folders: config.json, history.csv and
+    protocols/*.json of each ``<dataset>/<ablation>/seed-<N>/`` run; nothing is trained or evaluated.
+    """
+    roots = [Path(runs_dirs)] if isinstance(runs_dirs, (str, Path)) else [Path(r) for r in runs_dirs]
+    if out is None:
+        if len(roots) != 1:
+            raise ValueError("comparing several runs folders needs an output folder (--out)")
+        out = roots[0]
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    groups = collect(roots)
+    comparison = len(roots) > 1
+    sources = [g.source for g in groups]
+    lines = ["# EBMC report", "",
+             f"Runs: {', '.join(dict.fromkeys(sources))}. Every number is the mean ± sample standard deviation "
+             "over seeds (n = number of seeds; one seed shows no std). Accuracies and F1 in percent.", ""]
+    for dataset in sorted({g.dataset for g in groups}):
+        subset = [g for g in groups if g.dataset == dataset]
+        task = next((g.task for g in subset if g.task), "unknown task")
+        lines += [f"## {dataset} ({task})", ""]
+        notes = _notes(subset)
+        if notes:
+            lines += ["Settings: " + "; ".join(notes) + ".", ""]
+        for title, make in TABLES:
+            table = make(subset, comparison)
+            if table is not None:
+                lines += [f"### {title}", "", table, ""]
+        for title, stem, draw in FIGURES:
+            name = f"{stem}_{dataset}.png"
+            if draw(subset, out / name, comparison) is not None:
+                lines += [f"### {title}", "", f"![{title}]({name})", ""]
+                log.info("wrote %s", out / name)
+    path = out / REPORT_FILE
+    atomic.write_bytes(path, "\n".join(lines).rstrip("\n").encode() + b"\n")
+    return path

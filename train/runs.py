@@ -1,0 +1,175 @@
+"""Run directories: one per (dataset, ablation, seed), resumable, skipped when finished, loadable.
+
+Layout of ``<out>/<dataset>/<ablation>/seed-<seed>/``::
+
+    config.json   resolved RunConfig, its fingerprint, the store and the feature-set fingerprints read
+    env.json      versions, git commit, device
+    history.csv   one row per epoch and stage (train loss terms, validation metrics, seconds)
+    resume.pt     state after the last completed epoch (removed when the run finishes)
+    model.pt      weights of the selected checkpoint (``torch.load(..., weights_only=True)``)
+    metrics.json  valid and test metrics at the selected checkpoint; written last: the commit point
+"""
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import logging
+import platform
+import subprocess
+import sys
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+import torch
+
+from ebmc.store import Store, StoreError, atomic, open_store
+from ebmc.store.fingerprint import fingerprint
+from ebmc.train.ablations import apply_ablation
+from ebmc.train.config import RunConfig, from_dict, resolve, to_dict
+from ebmc.train.data import Data, load_data, resolve_device
+from ebmc.train.loop import TrainState, train
+from ebmc.train.model import EBMC
+
+log = logging.getLogger(__name__)
+
+CONFIG, ENV, HISTORY, RESUME, MODEL, METRICS = ("config.json", "env.json", "history.csv", "resume.pt",
+                                                 "model.pt", "metrics.json")
+
+
+def run_dir(out: str | Path, dataset: str, ablation: str, seed: int) -> Path:
+    return Path(out) / dataset / ablation / f"seed-{seed}"
+
+
+def is_finished(folder: str | Path) -> bool:
+    return (Path(folder) / METRICS).exists()
+
+
+def config_record(cfg: RunConfig, data: Data) -> dict:
+    """What config.json holds; ``fingerprint`` covers the semantic config and the features read."""
+    store = {"path": str(Path(data.store.root).resolve()), "dataset": data.store.dataset,
+             "task": data.task.kind, "fingerprints": data.fingerprints}
+    return {"config": to_dict(cfg), "store": store,
+            "fingerprint": fingerprint({"config": cfg, "features": data.fingerprints})}
+
+
+def environment(device: torch.device) -> dict:
+    """Versions, git commit and device of this process, for env.json."""
+    import numpy
+    from importlib import metadata
+    try:
+        here = Path(__file__).resolve().parent
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True,
+                                timeout=10).stdout.strip() or None
+        dirty = bool(subprocess.run(["git", "status", "--porcelain"], cwd=here, capture_output=True, text=True,
+                                    timeout=10).stdout.strip()) if commit else None
+    except (OSError, subprocess.SubprocessError):
+        commit, dirty = None, None
+    try:
+        ebmc_version = metadata.version("ebmc")
+    except metadata.PackageNotFoundError:
+        ebmc_version = None
+    return {"python": sys.version.split()[0], "torch": torch.__version__, "numpy": numpy.__version__,
+            "pandas": pd.__version__, "ebmc": ebmc_version, "git_commit": commit, "git_dirty": dirty,
+            "platform": platform.platform(), "device": str(device),
+            "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
+            "cuda": torch.version.cuda, "torch_threads": torch.get_num_threads()}
+
+
+def _save_torch(path: Path, obj) -> None:
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    atomic.write_bytes(path, buf.getvalue())
+
+
+def _write_history(folder: Path, rows: list[dict]) -> None:
+    atomic.write_bytes(folder / HISTORY, pd.DataFrame(rows).to_csv(index=False).encode())
+
+
+def _check_same(folder: Path, record: dict) -> None:
+    """An existing run folder must hold the same config and features; never mix two runs in one."""
+    old = json.loads((folder / CONFIG).read_text())
+    if old["fingerprint"] != record["fingerprint"]:
+        changed = [f"{section}.{k}: {v!r} -> {record['config'][section].get(k)!r}"
+                   for section, fields in old["config"].items() if isinstance(fields, dict)
+                   for k, v in fields.items() if record["config"][section].get(k) != v]
+        if old["store"]["fingerprints"] != record["store"]["fingerprints"]:
+            changed.append(f"feature sets {old['store']['fingerprints']} -> {record['store']['fingerprints']}")
+        raise StoreError(f"{folder} holds a run with another config or other features; use another --out "
+                         "or delete that folder to train anew", changed or ["(the run-only settings agree)"])
+
+
+def execute(data: Data, cfg: RunConfig, out: str | Path, progress: bool = True,
+            on_epoch: Callable[[TrainState], None] | None = None) -> tuple[Path, dict, bool]:
+    """Train one run into its folder under ``out``; returns (folder, metrics, skipped).
+
+    A finished folder with the same config is skipped; an unfinished one resumes from resume.pt.
+    ``on_epoch`` is called after each saved epoch (tests use it to simulate a kill).
+    """
+    cfg = resolve(cfg, data.store.dataset)
+    folder = run_dir(out, data.store.dataset, cfg.ablation, cfg.train.seed)
+    record = config_record(cfg, data)
+    if (folder / CONFIG).exists():
+        _check_same(folder, record)
+        if is_finished(folder):
+            log.info("%s: finished already, skipped", folder)
+            return folder, json.loads((folder / METRICS).read_text()), True
+    atomic.remove_stale_temps(folder)
+    atomic.write_json(folder / CONFIG, record)
+    atomic.write_json(folder / ENV, environment(data.device))
+    state = None
+    if (folder / RESUME).exists():
+        state = TrainState.from_dict(torch.load(folder / RESUME, map_location=data.device, weights_only=True))
+        log.info("%s: resuming at stage %d after epoch %d", folder, state.stage, state.epoch)
+
+    def save(state: TrainState) -> None:
+        _save_torch(folder / RESUME, state.to_dict())
+        _write_history(folder, state.history)
+        if on_epoch is not None:
+            on_epoch(state)
+
+    result = train(cfg, data, state=state, on_epoch=save, progress=progress)
+    _write_history(folder, result.state.history)
+    _save_torch(folder / MODEL, result.model.state_dict())
+    atomic.write_json(folder / METRICS, result.metrics)
+    (folder / RESUME).unlink(missing_ok=True)
+    return folder, result.metrics, False
+
+
+def run_grid(store: str | Path | Store, cfg: RunConfig, out: str | Path, seeds: list[int], ablations: list[str],
+             progress: bool = True) -> list[dict]:
+    """Every (ablation, seed) run on one store, loading the features once; one row per run."""
+    data = load_data(store, cfg.data, resolve_device(cfg.train.device))
+    rows = []
+    for name in ablations:
+        for seed in seeds:
+            run_cfg = apply_ablation(dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, seed=seed)), name)
+            folder, metrics, skipped = execute(data, run_cfg, out, progress=progress)
+            rows.append({"ablation": name, "seed": seed, "dir": folder, "skipped": skipped, "metrics": metrics})
+    return rows
+
+
+def load_run(folder: str | Path, device: str | torch.device = "cpu",
+             store: str | Path | Store | None = None) -> tuple[EBMC, RunConfig, Data]:
+    """A finished run's model (eval mode, selected checkpoint), its RunConfig and its data.
+
+    The store is the one recorded in config.json unless ``store`` is given; its feature sets must be
+    the ones the run was trained on.
+    """
+    folder = Path(folder)
+    if not is_finished(folder):
+        raise StoreError(f"{folder} is not a finished run (no {METRICS}); rerun the same ebmc-train command "
+                         "to finish or resume it")
+    record = json.loads((folder / CONFIG).read_text())
+    cfg = from_dict(record["config"])
+    opened = store if isinstance(store, Store) else open_store(store or record["store"]["path"])
+    device = torch.device(device)
+    data = load_data(opened, cfg.data, device)
+    if data.fingerprints != record["store"]["fingerprints"]:
+        raise StoreError(f"{opened.root} does not hold the features run {folder} was trained on",
+                         [f"{m}: run used {record['store']['fingerprints'].get(m)}, store has {fp}"
+                          for m, fp in data.fingerprints.items() if record["store"]["fingerprints"].get(m) != fp])
+    model = EBMC(cfg.model, data.dims, data.task, cfg.loss).to(device)
+    model.load_state_dict(torch.load(folder / MODEL, map_location=device, weights_only=True))
+    return model.eval(), cfg, data

@@ -1,0 +1,111 @@
+"""Across runs: summary.csv and summary.md (mean and sample std over seeds), a pure function of run files."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from ebmc.store import atomic
+from ebmc.train.ablations import ABLATIONS, LABELS
+
+# Paper layouts: Table 1 (main results), Table 4 (module ablations), Table 7 (EMC energy terms).
+TABLE1 = [("Acc-2", ("acc2_has0", "acc2_non0")), ("F1", ("f1_has0", "f1_non0")), ("Acc-7", ("acc7",)),
+          ("Corr", ("corr",)), ("MAE", ("mae",))]
+TABLE4_ROWS = ("full", "no_msd", "no_cce", "no_emc", "no_imtd")
+TABLE4 = [("Acc-2", ("acc2_has0", "acc2_non0")), ("F1", ("f1_has0", "f1_non0"))]
+TABLE7_ROWS = ("full", "emc_no_norm", "emc_no_task", "emc_no_uncertainty")
+TABLE7 = [("F1", ("f1_has0", "f1_non0")), ("Acc-7", ("acc7",)), ("MAE", ("mae",))]
+LOWER_IS_BETTER = {"mae"}
+
+
+def collect(out: str | Path) -> pd.DataFrame:
+    """One row per finished run under ``out``: dataset, task, ablation, seed, split, metric, value."""
+    rows = []
+    for metrics_file in sorted(Path(out).glob("*/*/seed-*/metrics.json")):
+        record = json.loads((metrics_file.parent / "config.json").read_text())
+        metrics = json.loads(metrics_file.read_text())
+        for split in ("valid", "test"):
+            for name, value in metrics[split].items():
+                rows.append({"dataset": record["store"]["dataset"], "task": record["store"]["task"],
+                             "ablation": record["config"]["ablation"], "seed": record["config"]["train"]["seed"],
+                             "split": split, "metric": name, "value": float(value)})
+    return pd.DataFrame(rows, columns=["dataset", "task", "ablation", "seed", "split", "metric", "value"])
+
+
+def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
+    """Mean, sample std (ddof 1; NaN for one seed) and seed count per dataset, ablation, split, metric."""
+    keys = ["dataset", "task", "ablation", "split", "metric"]
+    grouped = runs.groupby(keys, sort=False)["value"]
+    out = grouped.agg(mean="mean", std=lambda v: v.std(ddof=1), n_seeds="count").reset_index()
+    order = {name: i for i, name in enumerate(ABLATIONS)}
+    return out.sort_values(["dataset", "ablation", "split", "metric"],
+                           key=lambda c: c.map(order) if c.name == "ablation" else c).reset_index(drop=True)
+
+
+def _cell(stats: pd.DataFrame, dataset: str, ablation: str, metrics: tuple[str, ...]) -> str:
+    parts = []
+    for metric in metrics:
+        row = stats[(stats.dataset == dataset) & (stats.ablation == ablation) & (stats.split == "test")
+                    & (stats.metric == metric)]
+        if row.empty:
+            return "-"
+        mean, std = float(row["mean"].iloc[0]), float(row["std"].iloc[0])
+        scale, digits = (1.0, 3) if metric in ("corr", "mae") else (100.0, 2)
+        text = f"{mean * scale:.{digits}f}"
+        parts.append(text if math.isnan(std) else f"{text} ± {std * scale:.{digits}f}")
+    return "/".join(parts)
+
+
+def _seeds(stats: pd.DataFrame, dataset: str, ablation: str) -> str:
+    n = stats[(stats.dataset == dataset) & (stats.ablation == ablation)]["n_seeds"]
+    return str(int(n.max())) if len(n) else "0"
+
+
+def _table(stats: pd.DataFrame, title: str, datasets: list[str], rows: tuple[str, ...] | list[str],
+           columns: list[tuple[str, tuple[str, ...]]], min_rows: int = 1) -> list[str]:
+    """A markdown table: one row per ablation present, one column per (dataset, metric group);
+    left out when fewer than ``min_rows`` rows have results (an ablation table of EBMC alone)."""
+    rows = [r for r in rows if (stats.ablation == r).any()]
+    if not datasets or len(rows) < min_rows:
+        return []
+    header = ["Model"] + [f"{d} {name}{'(↓)' if set(keys) & LOWER_IS_BETTER else '(↑)'}"
+                          for d in datasets for name, keys in columns] + ["seeds"]
+    lines = [f"### {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for ab in rows:
+        cells = [_cell(stats, d, ab, keys) for d in datasets for _, keys in columns]
+        seeds = "/".join(_seeds(stats, d, ab) for d in datasets)
+        lines.append("| " + " | ".join([LABELS.get(ab, ab), *cells, seeds]) + " |")
+    return lines + [""]
+
+
+def render_markdown(stats: pd.DataFrame) -> str:
+    """summary.md: test-split tables in the layouts of the paper's Tables 1, 4 and 7 (regression),
+    and one table per classification / multilabel dataset with all its test metrics."""
+    lines = ["# EBMC results", "",
+             "Test split at the checkpoint selected on the validation split. Cells: mean ± sample std "
+             "(ddof 1) over seeds; the last column gives the number of seeds. Acc/F1 in %, Acc-2 and F1 "
+             "as has-0/non-0.", ""]
+    regression = sorted(stats.loc[stats.task == "regression", "dataset"].unique())
+    lines += _table(stats, "Table 1 layout: main results", regression, ["full"], TABLE1)
+    lines += _table(stats, "Table 4 layout: module ablations", regression, TABLE4_ROWS, TABLE4, min_rows=2)
+    lines += _table(stats, "Table 7 layout: EMC energy terms", regression, TABLE7_ROWS, TABLE7, min_rows=2)
+    for dataset in sorted(stats.loc[stats.task != "regression", "dataset"].unique()):
+        names = stats[(stats.dataset == dataset) & (stats.split == "test")]["metric"].unique()
+        columns = [(n, (n,)) for n in names]
+        lines += _table(stats, f"{dataset}: all test metrics", [dataset], list(ABLATIONS), columns)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def write_summary(out: str | Path) -> tuple[pd.DataFrame, str]:
+    """Write ``out``/summary.csv and summary.md from the run folders under ``out``; return both."""
+    runs = collect(out)
+    if runs.empty:
+        raise FileNotFoundError(f"{out}: no finished runs (*/*/seed-*/metrics.json) to summarise")
+    stats = aggregate(runs)
+    markdown = render_markdown(stats)
+    atomic.write_bytes(Path(out) / "summary.csv", stats.to_csv(index=False).encode())
+    atomic.write_bytes(Path(out) / "summary.md", markdown.encode())
+    return stats, markdown
+
