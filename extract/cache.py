@@ -3,12 +3,15 @@
 Layout under the dataset's store folder::
 
     .cache/<modality>/<producer fingerprint>/<input key>.npz          an extracted Result (ok or absent)
-    .cache/<modality>/<producer fingerprint>/<input key>.failed.json  why extraction failed (retried on rerun)
+    .cache/<modality>/<producer fingerprint>/<input key>.failed.json  why extraction failed
     .cache/media-sha256-<tag>.json                                    memo: file stats -> content hash
 
 The producer fingerprint hashes what the extractor computes (name, version, semantic config, tool
 versions); the input key hashes what it reads (the bytes of its input files, the span, the
-transcript). Paths and mtimes enter neither; they only index the hash memo, which saves reading
+transcript). A failure caused by the input (ExtractionError) is as final as a result: it
+comes back only when the input or the extractor changes. A failure of the run itself (a crashed
+worker, an unexpected exception) is recorded with ``retry`` and extracted again by the next run.
+Paths and mtimes enter neither; they only index the hash memo, which saves reading
 unchanged files again. Every entry is written atomically, so an entry exists complete or not at all.
 """
 from __future__ import annotations
@@ -101,13 +104,23 @@ def write_result(folder: Path, key: str, result: Result) -> None:
     (folder / f"{key}.failed.json").unlink(missing_ok=True)
 
 
-def write_failure(folder: Path, key: str, reason: str) -> None:
-    """Record that ``key`` failed (``<key>.failed.json``), so a later commit can report why."""
-    atomic.write_json(folder / f"{key}.failed.json", {"reason": reason})
+def write_failure(folder: Path, key: str, reason: str, retry: bool = False) -> None:
+    """Record that ``key`` failed (``<key>.failed.json``), so a later commit can report why;
+    ``retry`` asks the next run to extract it again (the cause was the run, not the input)."""
+    atomic.write_json(folder / f"{key}.failed.json", {"reason": reason, "retry": retry})
 
 
 def has_result(folder: Path, key: str) -> bool:
     return (folder / f"{key}.npz").exists()
+
+
+def final_failure(folder: Path, key: str) -> str | None:
+    """The reason ``key`` failed because of its input (a rerun skips it), else None."""
+    failed = folder / f"{key}.failed.json"
+    if not failed.exists():
+        return None
+    record = json.loads(failed.read_text())
+    return None if record.get("retry", True) else record["reason"]
 
 
 def read_entry(folder: Path, key: str) -> Result | ExtractionError | None:

@@ -170,11 +170,11 @@ def _from_table(root: Path, path: Path, table: pd.DataFrame, dataset: str) -> Ma
     for col in (ID_COLUMN, "video"):
         if col not in table.columns:
             problems.append(f"{where}: missing column {col!r}; a manifest needs utterance_id and video (see manifests/README.md)")
+    raise_if(problems, f"invalid manifest {where}")
     if "transcript" in table.columns and "transcript_file" in table.columns:
         both = [i for i in range(len(table)) if not _blank(table.at[i, "transcript"]) and not _blank(table.at[i, "transcript_file"])]
         if both:
             problems.append(f"{where}: rows {both[:10]} give both transcript and transcript_file; give one per row")
-    raise_if(problems, f"invalid manifest {where}")
     task, label_columns, classes = _labels(table)
     if "split" not in table.columns and task is None:
         table["split"] = "none"

@@ -103,7 +103,7 @@ def _keys(manifest: Manifest, rows: range, modality: str, extractor, hasher: cac
 
 def extract_modality(manifest: Manifest, store_root: Path, modality: str, config: Any, *, workers: int = 1,
                      shard: tuple[int, int] | None = None, hasher: cache.MediaHasher) -> ModalityReport:
-    """Extract one modality's missing (or previously failed) utterances of ``shard`` into the cache."""
+    """Extract one modality's missing utterances of ``shard`` (and those a crash failed) into the cache."""
     extractor = make_extractor(modality, config)
     folder = cache.cache_folder(store_root, modality, extractor.producer())
     if shard is None:  # a sharded run may share the folder with writers on other machines
@@ -119,6 +119,8 @@ def extract_modality(manifest: Manifest, store_root: Path, modality: str, config
             report.failures.append((_file_of(manifest.items[i], modality), manifest.items[i].utterance_id, entry.reason))
         elif cache.has_result(folder, entry[1]):
             report.cached += 1
+        elif (reason := cache.final_failure(folder, entry[1])) is not None:
+            report.failures.append((_file_of(manifest.items[i], modality), manifest.items[i].utterance_id, reason))
         else:
             if entry[1] not in todo:
                 jobs.append(Job(entry[1], entry[0]))
@@ -152,7 +154,9 @@ def _assemble(manifest: Manifest, store_root: Path, modality: str, config: Any, 
     results: list[Result | None] = []
     status: list[str] = []
     missing: list[int] = []
-    inputs = []  # each row's input key or failure: the feature set's content, as its "source" hash
+    # Each row's input key (or failure) and status determine the feature set's content: its "source" hash.
+    # (A result is a function of key and producer; only a retried failure changes status alone.)
+    inputs = []
     for i, entry in _keys(manifest, range(len(manifest.items)), modality, extractor, hasher).items():
         item = manifest.items[i]
         inputs.append(entry.reason if isinstance(entry, ExtractionError) else entry[1])
@@ -177,7 +181,7 @@ def _assemble(manifest: Manifest, store_root: Path, modality: str, config: Any, 
                                 else np.ones(len(r.values), bool) for r in results]
     for name in sorted({n for r in results if r is not None for n in r.extras}):
         extras[name] = [None if r is None else r.extras.get(name) for r in results]
-    producer = {**extractor.producer(), "source": fingerprint(inputs)}
+    producer = {**extractor.producer(), "source": fingerprint([inputs, status])}
     data = ModalityData(producer=producer, sequences=[None if r is None else r.values for r in results],
                         extras=extras, status=status)
     return data, report

@@ -37,19 +37,23 @@ class Outcome:
     reason: str | None = None
 
 
+class RunFailure(ExtractionError):
+    """A failure caused by the run (crashed worker, unexpected exception), not by the input: retried next run."""
+
+
 def _store(folder: Path, job: Job, result: Result | ExtractionError) -> Outcome:
     if isinstance(result, ExtractionError):
-        cache.write_failure(folder, job.key, result.reason)
+        cache.write_failure(folder, job.key, result.reason, retry=isinstance(result, RunFailure))
         return Outcome(job.key, "failed", result.reason)
     cache.write_result(folder, job.key, result)
     return Outcome(job.key, result.status)
 
 
-def _unexpected(job: Job, error: BaseException) -> ExtractionError:
+def _unexpected(job: Job, error: BaseException) -> RunFailure:
     # A bug or an unforeseen library error on one input must not end a long run, nor vanish:
     # it becomes this utterance's failure, with the traceback in the log.
     log.error("unexpected error extracting %s:\n%s", job.segment.where(), traceback.format_exc())
-    return ExtractionError(f"{job.segment.where()}: unexpected {type(error).__name__}: {error} "
+    return RunFailure(f"{job.segment.where()}: unexpected {type(error).__name__}: {error} "
                            "(a bug in the extractor or the media library; please report it with this file)")
 
 
@@ -124,6 +128,6 @@ def run_jobs(modality: str, config: Any, folder: Path, jobs: list[Job], *, worke
             except cf.process.BrokenProcessPool:
                 # A worker died (segfault in a native library, out of memory, killed). The jobs
                 # still in flight cannot be told apart from the culprit: all fail, rerun retries them.
-                yield _store(folder, job, ExtractionError(
+                yield _store(folder, job, RunFailure(
                     f"{job.segment.where()}: a worker process died while this utterance was pending "
                     "(crash in a native library or out of memory); rerun to retry, or use --workers 1 to find the file"))

@@ -276,8 +276,9 @@ def test_imported_classification_trains_end_to_end_with_class_names(tmp_path):
     m = make_dataset(tmp_path, n=48)
     root = import_arrays(save(m, tmp_path), tmp_path / "emo")
     out = tmp_path / "runs"
-    code = train_main(["--store", str(root), "--out", str(out), "--train.stage1_epochs", "2",
-                       "--train.stage2_epochs", "2", "--train.batch_size", "8", "--train.device", "cpu"])
+    code = train_main([str(root), "--out", str(out), "--seeds", "1111", "--no-progress",
+                       "--train.stage1_epochs", "2", "--train.stage2_epochs", "2", "--train.batch_size", "8",
+                       "--train.device", "cpu", "--model.hidden_dim", "16", "--model.encoder_layers", "1"])
     assert code == 0
     metrics_files = sorted(out.rglob("metrics.json"))
     assert metrics_files, f"no metrics.json under {out}"

@@ -154,7 +154,7 @@ def sensitivity_figure(groups: list[Group], path: Path, comparison: bool) -> Pat
                 axes[i][j].grid(alpha=0.3)
     if comparison:
         axes[0][0].legend(fontsize=7)
-    fig.suptitle("Sensitivity to the loss weights (Fig. 6), mean ± std over seeds", fontsize=10)
+    fig.suptitle("Sensitivity (Fig. 6)", fontsize=10)
     return _save(fig, path)
 
 
