@@ -59,6 +59,7 @@ class FeatureSet:
         self.modality: str = manifest["modality"]
         self.fingerprint: str = manifest["fingerprint"]
         self.producer: dict[str, Any] = manifest["producer"]
+        self.info: dict[str, Any] = manifest.get("info", {})
         self.layout: str = manifest["layout"]
         self.n: int = manifest["n"]
         self.dim: int = manifest["dim"]

@@ -38,7 +38,9 @@ class ModalityData:
     padded: ``(N, T, ...)``), e.g. ``timestamps``, ``frame_mask``, ``token_ids``.
     ``status`` per utterance is "ok", "absent" or "failed"; by default "ok" where data exists.
     ``producer`` describes what made the data (name, version, semantic config, tool versions,
-    source hash); it and the utterance ids determine the fingerprint.
+    source hash); it and the utterance ids determine the fingerprint. ``info`` is recorded in the
+    manifest but not fingerprinted: where things were on this machine (e.g. the text model's folder,
+    which the [UNK] protocol re-loads), never what determines content.
     """
 
     producer: dict[str, Any]
@@ -48,6 +50,7 @@ class ModalityData:
     extras: dict[str, Any] = dataclasses.field(default_factory=dict)
     status: Sequence[str] | None = None
     replace_nonfinite: bool = True
+    info: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 def _sanitize(values: np.ndarray, replace: bool, where: str) -> tuple[np.ndarray, int]:
@@ -175,6 +178,7 @@ def write_feature_set(root: str | Path, modality: str, ids: Sequence[str], data:
         "modality": modality,
         "fingerprint": fp,
         "producer": data.producer,
+        "info": data.info,
         "layout": layout,
         "n": n,
         "dim": int(dim),

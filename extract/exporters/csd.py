@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from mmsdk import mmdatasdk
 
 from ebmc.store import SPLITS, Store, open_store
 from ebmc.store import atomic
@@ -56,8 +57,6 @@ def _rows(fs, i: int, seg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _write_sequence(path: Path, name: str, data: dict, metadata: dict) -> None:
-    from mmsdk import mmdatasdk
-
     tmp = atomic.temp_name(path)
     with quiet_sdk():
         seq = mmdatasdk.computational_sequence(name)  # a name without ".csd": a new, blank sequence

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
+from mmsdk import mmdatasdk  # optional ([extract]): without it only this subcommand fails to load
 
 from ebmc.store import MODALITIES, SPLITS, ModalityData, StoreError, open_store, write_store
 from ebmc.store.errors import raise_if
@@ -46,28 +48,35 @@ def quiet_sdk():
             log.debug("mmsdk: %s", buffer.getvalue().strip())
 
 
-def read_csd(path: str | Path) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], dict[str, str]]:
-    """All entries of a computational sequence as ``{video: (intervals (R, 2), features (R, d))}``
-    and its metadata (strings), read through mmsdk."""
-    path = Path(path)
-    if path.suffix != ".csd" or not path.is_file():
-        # mmsdk treats any name without ".csd" as a new blank sequence, so check first
-        raise StoreError(f"{path}: no such .csd file; give the path of a computational sequence (*.csd)")
-    from mmsdk import mmdatasdk
+class CSDFile:
+    """One computational sequence opened through mmsdk; entries are read per video, on demand.
 
-    with quiet_sdk() as sdk_log:
-        try:
-            seq = mmdatasdk.computational_sequence(str(path))
-        except Exception as e:  # mmsdk raises bare RuntimeErrors; its log explains them
-            raise StoreError(f"{path}: mmsdk cannot read this computational sequence: {e}",
-                             [line for line in sdk_log.getvalue().splitlines() if "Error" in line or "Warning" in line]) from e
-    try:
-        data = {str(vid): (np.asarray(entry["intervals"][()]), np.asarray(entry["features"][()]))
-                for vid, entry in seq.data.items()}
-    finally:
-        seq.h5handle.close()
-    metadata = {k: v.decode() if isinstance(v, bytes) else str(v) for k, v in seq.metadata.items()}
-    return data, metadata
+    ``entries[video]`` holds the HDF5 datasets ``intervals (R, 2)`` and ``features (R, d)``:
+    their shape and dtype are known without reading them, ``read(video)`` loads both.
+    """
+
+    def __init__(self, path: str | Path):
+        path = Path(path)
+        if path.suffix != ".csd" or not path.is_file():
+            # mmsdk treats any name without ".csd" as a new blank sequence, so check first
+            raise StoreError(f"{path}: no such .csd file; give the path of a computational sequence (*.csd)")
+        with quiet_sdk() as sdk_log:
+            try:
+                seq = mmdatasdk.computational_sequence(str(path))
+            except Exception as e:  # mmsdk raises bare RuntimeErrors; its log explains them
+                raise StoreError(f"{path}: mmsdk cannot read this computational sequence: {e}",
+                                 [line for line in sdk_log.getvalue().splitlines() if "Error" in line or "Warning" in line]) from e
+        self.path = path
+        self._handle = seq.h5handle
+        self.entries = {str(vid): (entry["intervals"], entry["features"]) for vid, entry in seq.data.items()}
+        self.metadata = {k: v.decode() if isinstance(v, bytes) else str(v) for k, v in seq.metadata.items()}
+
+    def read(self, video: str) -> tuple[np.ndarray, np.ndarray]:
+        intervals, features = self.entries[video]
+        return np.asarray(intervals[()]), np.asarray(features[()])
+
+    def close(self) -> None:
+        self._handle.close()
 
 
 def load_folds(spec: str) -> dict[str, str]:
@@ -107,19 +116,19 @@ def slice_segments(segments: np.ndarray, intervals: np.ndarray) -> list[np.ndarr
     return [np.flatnonzero(row) for row in hit]
 
 
-def _check_sequence(name: str, path: Path, data: dict, problems: list[str]) -> None:
+def _check_sequence(name: str, csd: CSDFile, problems: list[str]) -> None:
     dims: dict[tuple, list[str]] = {}
-    for vid, (iv, feats) in data.items():
+    for vid, (iv, feats) in csd.entries.items():
         if feats.dtype.kind not in "fiub":
-            problems.append(f"{path} ({name}): video {vid!r} has non-numeric features ({feats.dtype}); "
+            problems.append(f"{csd.path} ({name}): video {vid!r} has non-numeric features ({feats.dtype}); "
                             "import an embedding sequence (e.g. glove_vectors), not words")
             return
-        if iv.ndim != 2 or iv.shape[1] != 2 or len(iv) != len(feats):
-            problems.append(f"{path} ({name}): video {vid!r} has intervals {iv.shape} for features {feats.shape}; expected (R, 2) and (R, d)")
+        if len(iv.shape) != 2 or iv.shape[1] != 2 or iv.shape[0] != feats.shape[0]:
+            problems.append(f"{csd.path} ({name}): video {vid!r} has intervals {iv.shape} for features {feats.shape}; expected (R, 2) and (R, d)")
         dims.setdefault(feats.shape[1:], []).append(vid)
     if len(dims) > 1:
         detail = "; ".join(f"{d} in {v[:3]}" for d, v in dims.items())
-        problems.append(f"{path} ({name}): feature shape differs across videos: {detail}")
+        problems.append(f"{csd.path} ({name}): feature shape differs across videos: {detail}")
 
 
 def import_csd(labels: str | Path, features: dict[str, str | Path], folds: str, out: str | Path,
@@ -129,11 +138,22 @@ def import_csd(labels: str | Path, features: dict[str, str | Path], folds: str, 
     problems = [f"--features {m}: unknown modality; use {', '.join(MODALITIES)}" for m in features if m not in MODALITIES]
     raise_if(problems, "cannot import computational sequences")
     split_of = load_folds(folds)
-    label_data, label_meta = read_csd(labels)
-    seqs = {m: read_csd(p)[0] for m, p in features.items()}
-    _check_sequence("labels", labels, label_data, problems)
-    for m, p in features.items():
-        _check_sequence(m, Path(p), seqs[m], problems)
+    label_file = CSDFile(labels)
+    files = {m: CSDFile(p) for m, p in features.items()}
+    try:
+        return _import(label_file, files, split_of, folds, out, dataset)
+    finally:
+        for f in [label_file, *files.values()]:
+            f.close()
+
+
+def _import(label_file: CSDFile, files: dict[str, CSDFile], split_of: dict[str, str], folds: str,
+            out: Path, dataset: str | None) -> dict:
+    labels, problems = label_file.path, []
+    _check_sequence("labels", label_file, problems)
+    label_data = {vid: label_file.read(vid) for vid in label_file.entries} if not problems else {}
+    for m, f in files.items():
+        _check_sequence(m, f, problems)
     outside = sorted(v for v in label_data if v not in split_of)
     if outside:
         problems.append(f"{labels}: {len(outside)} labelled videos are in no fold of {folds!r}, e.g. {outside[:5]}; "
@@ -144,25 +164,26 @@ def import_csd(labels: str | Path, features: dict[str, str | Path], folds: str, 
             problems.append(f"{labels}: video {vid!r} has NaN/inf labels in segments {bad[:5].tolist()}")
     raise_if(problems, "cannot import computational sequences")
     k = next(iter(label_data.values()))[1].shape[1]
-    names = label_names(label_meta, k)
+    names = label_names(label_file.metadata, k)
     rows, label_rows = [], []
-    per_modality = {m: ([], []) for m in features}  # sequences, intervals
-    missing_videos = {m: 0 for m in features}
-    for vid in sorted(label_data, key=lambda v: (SPLITS.index(split_of[v]), v)):
+    per_modality = {m: ([], []) for m in files}  # sequences, intervals
+    missing_videos = {m: 0 for m in files}
+    order = sorted(label_data, key=lambda v: (SPLITS.index(split_of[v]), v))
+    for vid in tqdm(order, desc="slicing videos", unit="video", disable=len(order) < 100):
         segments, y = label_data[vid]
         segments = segments.astype(np.float64)
         for s, (start, end) in enumerate(segments):
             rows.append({"utterance_id": f"{vid}[{s}]", "video_id": vid, "clip_id": str(s),
                          "split": split_of[vid], "start": float(start), "end": float(end)})
         label_rows.append(np.asarray(y, dtype=np.float64))
-        for m in features:
+        for m, f in files.items():
             seqs_m, ivs_m = per_modality[m]
-            if vid not in seqs[m]:
+            if vid not in f.entries:
                 missing_videos[m] += 1
                 seqs_m += [None] * len(segments)
                 ivs_m += [None] * len(segments)
                 continue
-            iv, feats = seqs[m][vid]
+            iv, feats = f.read(vid)
             for idx in slice_segments(segments, iv.astype(np.float64)):
                 seqs_m.append(feats[idx] if len(idx) else None)
                 ivs_m.append(iv[idx].astype(np.float64) if len(idx) else None)
@@ -173,8 +194,8 @@ def import_csd(labels: str | Path, features: dict[str, str | Path], folds: str, 
         table[f"csd_{name}"] = y[:, c]
     labels_sha = file_sha256(labels)
     data = {}
-    for m, p in features.items():
-        producer = {"name": "csd-import", "version": VERSION, "source_sha256": file_sha256(p),
+    for m, f in files.items():
+        producer = {"name": "csd-import", "version": VERSION, "source_sha256": file_sha256(f.path),
                     "labels_sha256": labels_sha, "key": m}
         sequences, intervals = per_modality[m]
         data[m] = ModalityData(producer=producer, sequences=sequences, extras={"intervals": intervals})

@@ -13,7 +13,6 @@ equal pickle up to that replacement.
 from __future__ import annotations
 
 import argparse
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,6 @@ from ebmc.store.fingerprint import file_sha256
 
 from .unpickle import restricted_load
 
-log = logging.getLogger(__name__)
 
 VERSION = 1
 REQUIRED_KEYS = ("id", "raw_text", "text", "audio", "vision", "regression_labels")

@@ -1,6 +1,7 @@
 """ebmc-extract's command line: flags from the config dataclasses, exit codes, summaries, failure table, shards."""
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 
@@ -103,7 +104,7 @@ def test_shards_then_commit(tmp_path, fake, capsys):
     np.testing.assert_array_equal(store.features("audio").sequence(3), ce.expected_values(b"clip number 3"))
 
 
-@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed (apt-get install espeak-ng)")
 def test_real_extractors_end_to_end(tmp_path, capsys):
     """MiniLM text, openSMILE audio and MediaPipe vision on generated talking-face clips, 2 workers."""
     from media_fixtures import build_media

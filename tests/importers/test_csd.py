@@ -125,7 +125,7 @@ def test_csd_round_trip_through_mmsdk_with_standard_folds(tmp_path, capsys):
 
 
 def test_store_without_times_round_trips_through_a_synthetic_timeline(tmp_path):
-    from conftest import mmsa_data, write_pickle
+    from pickle_fixtures import mmsa_data, write_pickle
     assert import_main(["mmsa", str(write_pickle(tmp_path / "u.pkl", mmsa_data())), "--out", str(tmp_path / "store")]) == 0
     assert export_main(["csd", str(tmp_path / "store"), "--out", str(tmp_path / "csd")]) == 0
     d = tmp_path / "csd"
@@ -157,3 +157,13 @@ def test_bad_csd_inputs_are_listed_at_once(tmp_path):
         load_folds(str(tmp_path / "nofolds.json"))
     assert import_main(["csd", "--labels", str(labels), "--folds", "mosi", "--out", str(tmp_path / "o"),
                         "--features", f"audio={audio}", f"audio={audio}"]) == 1
+
+
+def test_missing_mmsdk_breaks_only_the_csd_subcommand(monkeypatch, capsys, tmp_path):
+    import sys
+    monkeypatch.setitem(sys.modules, "mmsdk", None)  # import mmsdk now raises ImportError
+    monkeypatch.delitem(sys.modules, "ebmc.extract.importers.csd")
+    assert import_main(["csd", "--labels", "x.csd", "--features", "audio=a.csd", "--folds", "mosi", "--out", str(tmp_path)]) == 2
+    assert "missing mmsdk" in capsys.readouterr().err
+    from pickle_fixtures import mult_data, write_pickle
+    assert import_main(["mult", str(write_pickle(tmp_path / "m.pkl", mult_data())), "--out", str(tmp_path / "s")]) == 0

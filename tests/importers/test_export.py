@@ -5,11 +5,11 @@ import pickle
 
 import numpy as np
 import pytest
-from conftest import mmsa_data, write_pickle
+from pickle_fixtures import mmsa_data, write_pickle
 
 from ebmc.extract.exporters.cli import main as export_main
 from ebmc.extract.importers.cli import main as import_main
-from ebmc.store import open_store
+
 
 
 def _assert_mmsa_equal(back: dict, original: dict) -> None:

@@ -5,7 +5,7 @@ import hashlib
 
 import numpy as np
 import pytest
-from conftest import mmsa_data, write_pickle
+from pickle_fixtures import mmsa_data, write_pickle
 
 from ebmc.extract.importers.cli import main
 from ebmc.extract.importers.mmsa import import_mmsa
@@ -88,7 +88,8 @@ def test_every_bad_input_is_listed_at_once(tmp_path):
     assert not (tmp_path / "out" / "store.json").exists()
 
 
-def test_cli_prints_summary_and_errors(tmp_path, mmsa_pkl, capsys):
+def test_cli_prints_summary_and_errors(tmp_path, capsys):
+    mmsa_pkl = write_pickle(tmp_path / "unaligned_50.pkl", mmsa_data())
     assert main(["mmsa", str(mmsa_pkl), "--out", str(tmp_path / "s")]) == 0
     out = capsys.readouterr().out
     assert "imported 13 utterances" in out and "9 non-finite values" in out

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import mult_data, write_pickle
+from pickle_fixtures import mult_data, write_pickle
 
 from ebmc.extract.importers.cli import main
 from ebmc.extract.importers.mult import import_mult

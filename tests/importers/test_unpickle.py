@@ -8,7 +8,7 @@ import pickle
 
 import numpy as np
 import pytest
-from conftest import write_pickle
+from pickle_fixtures import write_pickle
 
 from ebmc.extract.importers.unpickle import restricted_load
 from ebmc.store import StoreError

@@ -1,11 +1,10 @@
-"""Fixtures for the importer tests: small pickles with the exact structure of MMSA and MulT releases."""
+"""Builders for the importer tests: small pickles with the exact structure of MMSA and MulT releases."""
 from __future__ import annotations
 
 import pickle
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 SPLIT_SIZES = {"train": 6, "valid": 3, "test": 4}
 
@@ -71,8 +70,3 @@ def write_pickle(path: Path, obj) -> Path:
     with open(path, "wb") as f:
         pickle.dump(obj, f, protocol=4)
     return path
-
-
-@pytest.fixture
-def mmsa_pkl(tmp_path: Path) -> Path:
-    return write_pickle(tmp_path / "unaligned_50.pkl", mmsa_data())

@@ -1,0 +1,110 @@
+"""Benchmark of ebmc-extract: utterances/s and real-time factor per modality and overall, with 1 and 2 workers.
+
+    python bench/extract_speed.py [--n 60] [--workers 1 2] [--work DIR] [--json FILE]
+
+Generates ``--n`` talking-face clips (espeak-ng speech over scikit-image's astronaut, 640x360,
+25 fps, h264 + AAC, built with tests/extract/media_fixtures.py), then extracts them with the
+default settings (MiniLM text, openSMILE eGeMAPSv02 LLD audio, MediaPipe vision at 10 fps) into a
+fresh store per worker count. Times are wall-clock, including model loading and worker start;
+real-time factor = seconds of media / seconds of extraction. It measures, it asserts nothing.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "extract"))
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+WORDS = ("the movie was really great and I loved every minute of it but the ending felt "
+         "rushed and honestly a little disappointing so overall I would say it was fine").split()
+
+
+def make_dataset(folder: Path, n: int) -> tuple[Path, float]:
+    """``n`` clips and a manifest in ``folder``; returns (manifest, total seconds of media)."""
+    from media_fixtures import espeak_wav, face_image, read_wav, write_mp4
+    folder.mkdir(parents=True, exist_ok=True)
+    canvas = np.full((360, 640, 3), 40, np.uint8)
+    canvas[:, 140:500] = face_image(360)
+    rng = np.random.default_rng(0)
+    rows, total = [], 0.0
+    for k in range(n):
+        text = " ".join(rng.choice(WORDS, size=int(rng.integers(6, 16))))
+        speech, sr = read_wav(espeak_wav(text, folder / "tmp.wav"))
+        duration = round(speech.size / sr + 0.3, 2)
+        write_mp4(folder / f"u{k:03d}.mp4", image=canvas, duration=duration, audio=speech, sample_rate=sr)
+        rows.append({"utterance_id": f"u{k:03d}", "video": f"u{k:03d}.mp4", "transcript": text,
+                     "label": float(rng.uniform(-3, 3)), "split": ("train", "valid", "test")[k % 3]})
+        total += duration
+    (folder / "tmp.wav").unlink()
+    pd.DataFrame(rows).to_csv(folder / "manifest.csv", index=False)
+    return folder / "manifest.csv", total
+
+
+def bench(videos: Path, manifest_file: Path, out: Path, workers: int, media_s: float) -> dict:
+    from ebmc.extract import cache, pipeline
+    from ebmc.extract.cli import CONFIGS
+    from ebmc.extract.manifest import load_manifest
+
+    manifest = load_manifest(videos, manifest_file)
+    root = out / manifest.dataset
+    hasher = cache.MediaHasher(root)
+    rows = {}
+    for m, cls in CONFIGS.items():
+        report = pipeline.extract_modality(manifest, root, m, cls(), workers=workers, hasher=hasher)
+        rows[m] = {"seconds": report.seconds, "new": report.new, "failed": report.failed}
+    start = time.perf_counter()
+    pipeline.commit(manifest, root, {m: cls() for m, cls in CONFIGS.items()}, hasher)
+    rows["commit"] = {"seconds": time.perf_counter() - start}
+    total = sum(r["seconds"] for r in rows.values())
+    rows["overall"] = {"seconds": total}
+    n = len(manifest.items)
+    for r in rows.values():
+        r["utt_per_s"] = n / r["seconds"]
+        r["realtime_x"] = media_s / r["seconds"]
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--n", type=int, default=60, help="utterances to generate")
+    p.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="worker counts to compare")
+    p.add_argument("--work", type=Path, help="folder for media and stores (default: a temp folder, deleted)")
+    p.add_argument("--json", type=Path, help="also write the numbers to this file")
+    args = p.parse_args(argv)
+    work = args.work or Path(tempfile.mkdtemp(prefix="ebmc-bench-"))
+    try:
+        start = time.perf_counter()
+        manifest, media_s = make_dataset(work / "videos", args.n)
+        print(f"generated {args.n} clips, {media_s:.1f} s of media, in {time.perf_counter() - start:.1f} s")
+        results = {}
+        for w in args.workers:
+            shutil.rmtree(work / f"features-{w}", ignore_errors=True)
+            results[w] = bench(work / "videos", manifest, work / f"features-{w}", w, media_s)
+        machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+        print(f"\nmachine: {machine}")
+        print(f"{'workers':>7s}  {'stage':8s} {'seconds':>8s} {'utt/s':>7s} {'x real time':>11s}")
+        for w, rows in results.items():
+            for stage, r in rows.items():
+                print(f"{w:7d}  {stage:8s} {r['seconds']:8.2f} {r['utt_per_s']:7.2f} {r['realtime_x']:11.1f}")
+        if args.json:
+            args.json.write_text(json.dumps({"machine": machine, "n": args.n, "media_seconds": media_s,
+                                             "results": results}, indent=2))
+    finally:
+        if args.work is None:
+            shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
