@@ -1,12 +1,14 @@
 """Atomic writes: a file or a directory appears complete under its final name, or not at all."""
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
 import shutil
 import uuid
 from pathlib import Path
+from typing import BinaryIO, Iterator
 
 import numpy as np
 
@@ -29,14 +31,19 @@ def temp_name(path: Path) -> Path:
     return path.with_name(f".tmp-{path.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
 
 
-def write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically: temp file in the same folder, fsync, rename."""
+@contextlib.contextmanager
+def open_atomic(path: str | os.PathLike) -> Iterator[BinaryIO]:
+    """Open ``path`` for binary writing so that it appears complete or not at all.
+
+    Writes go to a temp file in the same folder, which is fsynced and renamed over ``path`` when
+    the block exits normally; on an exception the temp file is removed and ``path`` is untouched.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_name(path)
     try:
         with open(tmp, "wb") as f:
-            f.write(data)
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -46,6 +53,12 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> None:
     _fsync_dir(path.parent)
 
 
+def write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically."""
+    with open_atomic(path) as f:
+        f.write(data)
+
+
 def write_json(path: str | os.PathLike, obj) -> None:
     """Write ``obj`` as indented JSON atomically."""
     write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
@@ -53,18 +66,8 @@ def write_json(path: str | os.PathLike, obj) -> None:
 
 def write_npy(path: str | os.PathLike, array: np.ndarray) -> None:
     """Write one array as ``.npy`` atomically (memory-mappable when read back)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_name(path)
-    try:
-        with open(tmp, "wb") as f:
-            np.save(f, np.ascontiguousarray(array), allow_pickle=False)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with open_atomic(path) as f:
+        np.save(f, np.ascontiguousarray(array), allow_pickle=False)
 
 
 def write_parquet(path: str | os.PathLike, table) -> None:

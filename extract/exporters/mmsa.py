@@ -8,7 +8,6 @@ padded arrays cut at each modality's longest sequence, ``*_lengths`` for audio a
 from __future__ import annotations
 
 import argparse
-import os
 import pickle
 from pathlib import Path
 
@@ -84,16 +83,9 @@ def export_mmsa(root: str | Path, out: str | Path) -> Path:
     """Write the store at ``root`` as an MMSA pickle at ``out`` (atomically)."""
     data, out = store_to_mmsa(open_store(root)), Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = atomic.temp_name(out)
-    try:
-        # streamed to the file, not through pickle.dumps: a MOSEI pickle is several GB
-        with open(tmp, "wb") as f:
-            pickle.dump(data, f, protocol=4)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
+    # streamed to the file, not through pickle.dumps: a MOSEI pickle is several GB
+    with atomic.open_atomic(out) as f:
+        pickle.dump(data, f, protocol=4)
     return out
 
 
