@@ -5,15 +5,20 @@
 Generates ``--n`` talking-face clips (espeak-ng speech over scikit-image's astronaut, 640x360,
 25 fps, h264 + AAC, built with tests/extract/media_fixtures.py), then extracts them with the
 default settings (MiniLM text, openSMILE eGeMAPSv02 LLD audio, MediaPipe vision at 10 fps) into a
-fresh store per worker count. Times are wall-clock, including model loading and worker start;
-real-time factor = seconds of media / seconds of extraction. It measures, it asserts nothing.
+fresh store per worker count: each modality alone, then all three as ebmc-extract runs them.
+Times are wall-clock, including model loading and worker start (library imports, paid once
+per process, are timed apart); real-time factor = seconds of media / seconds of extraction;
+"cpu s" is the CPU time spent (main process and workers), which other load on the machine does
+not inflate. It measures, it asserts nothing.
 """
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import platform
+import resource
 import shutil
 import sys
 import tempfile
@@ -51,23 +56,34 @@ def make_dataset(folder: Path, n: int) -> tuple[Path, float]:
     return folder / "manifest.csv", total
 
 
+def cpu_seconds() -> float:
+    """User + system CPU time of this process and its finished children (the worker pools)."""
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def bench(videos: Path, manifest_file: Path, out: Path, workers: int, media_s: float) -> dict:
+    """Seconds, utterances/s and real-time factor: each modality alone (own fresh store), then
+    all three together as ``ebmc-extract`` runs them (text in the main process overlapping the
+    audio/vision workers), plus the commit."""
     from ebmc.extract import cache, pipeline
     from ebmc.extract.cli import CONFIGS
     from ebmc.extract.manifest import load_manifest
 
     manifest = load_manifest(videos, manifest_file)
-    root = out / manifest.dataset
-    hasher = cache.MediaHasher(root)
     rows = {}
-    for m, cls in CONFIGS.items():
-        report = pipeline.extract_modality(manifest, root, m, cls(), workers=workers, hasher=hasher)
-        rows[m] = {"seconds": report.seconds, "new": report.new, "failed": report.failed}
-    start = time.perf_counter()
-    pipeline.commit(manifest, root, {m: cls() for m, cls in CONFIGS.items()}, hasher)
-    rows["commit"] = {"seconds": time.perf_counter() - start}
-    total = sum(r["seconds"] for r in rows.values())
-    rows["overall"] = {"seconds": total}
+    for name, mods in [*((m, [m]) for m in CONFIGS), ("all", list(CONFIGS))]:
+        root = out / name / manifest.dataset
+        hasher = cache.MediaHasher(root)
+        configs = {m: CONFIGS[m]() for m in mods}
+        start, cpu = time.perf_counter(), cpu_seconds()
+        reports = pipeline.extract(manifest, root, configs, workers=workers, hasher=hasher)
+        rows[name] = {"seconds": time.perf_counter() - start, "cpu_seconds": cpu_seconds() - cpu,
+                      "failed": sum(r.failed for r in reports.values())}
+    start, cpu = time.perf_counter(), cpu_seconds()
+    pipeline.commit(manifest, out / "all" / manifest.dataset, {m: cls() for m, cls in CONFIGS.items()}, hasher)
+    rows["commit"] = {"seconds": time.perf_counter() - start, "cpu_seconds": cpu_seconds() - cpu, "failed": 0}
+    rows["overall"] = {k: rows["all"][k] + rows["commit"][k] for k in ("seconds", "cpu_seconds", "failed")}
     n = len(manifest.items)
     for r in rows.values():
         r["utt_per_s"] = n / r["seconds"]
@@ -83,22 +99,31 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", type=Path, help="also write the numbers to this file")
     args = p.parse_args(argv)
     work = args.work or Path(tempfile.mkdtemp(prefix="ebmc-bench-"))
+    load = os.getloadavg()
     try:
         start = time.perf_counter()
         manifest, media_s = make_dataset(work / "videos", args.n)
         print(f"generated {args.n} clips, {media_s:.1f} s of media, in {time.perf_counter() - start:.1f} s")
+        start = time.perf_counter()
+        for lib in ("av", "mediapipe", "opensmile", "torch", "transformers"):
+            importlib.import_module(lib)
+        imports = time.perf_counter() - start
+        print(f"library imports: {imports:.1f} s, paid once per process (here before the timed rows)")
         results = {}
         for w in args.workers:
             shutil.rmtree(work / f"features-{w}", ignore_errors=True)
             results[w] = bench(work / "videos", manifest, work / f"features-{w}", w, media_s)
         machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
         print(f"\nmachine: {machine}")
-        print(f"{'workers':>7s}  {'stage':8s} {'seconds':>8s} {'utt/s':>7s} {'x real time':>11s}")
+        print(f"load average before/after: {load[0]:.1f} / {os.getloadavg()[0]:.1f} (other processes share the CPUs above 0)")
+        print(f"{'workers':>7s}  {'stage':8s} {'seconds':>8s} {'utt/s':>7s} {'x real time':>11s} {'cpu s':>7s} {'failed':>6s}")
         for w, rows in results.items():
             for stage, r in rows.items():
-                print(f"{w:7d}  {stage:8s} {r['seconds']:8.2f} {r['utt_per_s']:7.2f} {r['realtime_x']:11.1f}")
+                print(f"{w:7d}  {stage:8s} {r['seconds']:8.2f} {r['utt_per_s']:7.2f} {r['realtime_x']:11.1f} "
+                      f"{r['cpu_seconds']:7.1f} {r['failed']:6d}")
         if args.json:
             args.json.write_text(json.dumps({"machine": machine, "n": args.n, "media_seconds": media_s,
+                                             "imports_seconds": imports, "load_average": [load[0], os.getloadavg()[0]],
                                              "results": results}, indent=2))
     finally:
         if args.work is None:

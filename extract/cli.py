@@ -13,6 +13,7 @@ import argparse
 import logging
 import os
 import sys
+import time
 from typing import Any, Sequence
 
 from ebmc.store import MODALITIES, StoreError
@@ -64,9 +65,8 @@ def build_configs(args: argparse.Namespace) -> dict[str, Any]:
 
 def _summary(r: ModalityReport) -> str:
     absent = f", {r.absent} absent" if r.absent else ""
-    took = f" in {r.seconds:.1f} s" if r.new else ""
     where = f" -> {r.modality}/{r.fingerprint}" if r.fingerprint else ""
-    return f"{r.modality:6s} {r.total} utterances: {r.cached} cached, {r.new} new, {r.failed} failed{absent}{took}{where}"
+    return f"{r.modality:6s} {r.total} utterances: {r.cached} cached, {r.new} new, {r.failed} failed{absent}{where}"
 
 
 def _failure_table(reports: dict[str, ModalityReport]) -> list[str]:
@@ -84,6 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no hub here: fail at once, not after a minute of retries
+    start = time.perf_counter()
     try:
         configs = build_configs(args)
         if args.workers < 1:
@@ -98,10 +99,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(_summary(r))
     for line in _failure_table(reports):
         print(line)
+    took = f"{time.perf_counter() - start:.1f} s"
     if args.shard is not None:
-        print(f"shard {args.shard[0]}/{args.shard[1]} done; after every shard, run the same command with --commit instead of --shard")
+        print(f"shard {args.shard[0]}/{args.shard[1]} done in {took}; after every shard, run the same command "
+              "with --commit instead of --shard")
     else:
-        print(f"committed {root}")
+        print(f"committed {root} in {took}")
     return 1 if any(r.failures for r in reports.values()) else 0
 
 

@@ -96,7 +96,8 @@ def _read_csv(path: Path) -> pd.DataFrame:
 
 
 def _blank(value) -> bool:
-    return value is None or (isinstance(value, float) and np.isnan(value)) or (isinstance(value, str) and not value.strip())
+    """Empty cell: None, NaN/NA (Parquet) or only whitespace (CSV)."""
+    return not value.strip() if isinstance(value, str) else value is None or bool(pd.isna(value))
 
 
 def _inside(root: Path, rel: str) -> Path | None:

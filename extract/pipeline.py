@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import time
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,7 @@ from ebmc.store.fingerprint import fingerprint
 from . import cache
 from .extractors.base import ExtractionError, Result, Segment, make_extractor
 from .manifest import Item, Manifest
-from .workers import Job, run_jobs
+from .workers import Group, Job, run_jobs
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +39,6 @@ class ModalityReport:
     absent: int = 0
     failures: list[tuple[str, str, str]] = dataclasses.field(default_factory=list)  # (file, utterance, reason)
     fingerprint: str | None = None  # of the committed feature set
-    seconds: float = 0.0  # wall time of extraction
 
     @property
     def failed(self) -> int:
@@ -101,48 +99,70 @@ def _keys(manifest: Manifest, rows: range, modality: str, extractor, hasher: cac
     return out
 
 
-def extract_modality(manifest: Manifest, store_root: Path, modality: str, config: Any, *, workers: int = 1,
-                     shard: tuple[int, int] | None = None, hasher: cache.MediaHasher) -> ModalityReport:
-    """Extract one modality's missing utterances of ``shard`` (and those a crash failed) into the cache."""
+@dataclasses.dataclass
+class _Plan:
+    report: ModalityReport
+    group: Group
+    rows_of: dict[str, list[int]]  # input key -> manifest rows; equal inputs are extracted once
+
+
+def _plan(manifest: Manifest, store_root: Path, modality: str, config: Any, rows: range,
+          hasher: cache.MediaHasher, workers: int) -> _Plan:
     extractor = make_extractor(modality, config)
     folder = cache.cache_folder(store_root, modality, extractor.producer())
-    if shard is None:  # a sharded run may share the folder with writers on other machines
-        cache.remove_stale_temps(store_root, modality)
-    rows = shard_rows(len(manifest.items), shard)
     report = ModalityReport(modality, total=len(rows))
-    keyed = _keys(manifest, rows, modality, extractor, hasher)
-    hasher.save()
-    todo: dict[str, list[int]] = {}  # key -> rows; equal inputs are extracted once
+    rows_of: dict[str, list[int]] = {}
     jobs = []
-    for i, entry in keyed.items():
+    for i, entry in _keys(manifest, rows, modality, extractor, hasher).items():
+        item = manifest.items[i]
         if isinstance(entry, ExtractionError):
-            report.failures.append((_file_of(manifest.items[i], modality), manifest.items[i].utterance_id, entry.reason))
+            report.failures.append((_file_of(item, modality), item.utterance_id, entry.reason))
         elif cache.has_result(folder, entry[1]):
             report.cached += 1
         elif (reason := cache.final_failure(folder, entry[1])) is not None:
-            report.failures.append((_file_of(manifest.items[i], modality), manifest.items[i].utterance_id, reason))
+            report.failures.append((_file_of(item, modality), item.utterance_id, reason))
         else:
-            if entry[1] not in todo:
+            if entry[1] not in rows_of:
                 jobs.append(Job(entry[1], entry[0]))
-            todo.setdefault(entry[1], []).append(i)
-    if modality == "text" and workers > 1:
-        log.info("text is extracted in the main process, batched (--text.batch_size); --workers applies to audio and vision")
+            rows_of.setdefault(entry[1], []).append(i)
     log.info("%s: %d utterances, %d cached, %d to extract (%s)", modality, len(rows), report.cached,
-             sum(map(len, todo.values())), folder)
-    start = time.perf_counter()
-    with tqdm(total=sum(map(len, todo.values())), desc=modality, unit="utt", disable=None) as bar:
-        for outcome in run_jobs(modality, config, folder, jobs,
-                                workers=1 if modality == "text" else workers,
-                                batch_size=config.batch_size if modality == "text" else 1):
-            for i in todo[outcome.key]:
+             sum(map(len, rows_of.values())), folder)
+    text = modality == "text"  # the text model runs batched in the main process
+    return _Plan(report, Group(config, folder, jobs, config.batch_size if text else 1, in_main=text or workers <= 1), rows_of)
+
+
+def extract(manifest: Manifest, store_root: Path, configs: dict[str, Any], *, workers: int = 1,
+            shard: tuple[int, int] | None = None, hasher: cache.MediaHasher) -> dict[str, ModalityReport]:
+    """Extract the missing utterances of ``shard`` (and those a crash failed) into the cache.
+
+    Audio and vision go to ``workers`` processes while text runs batched in the main process.
+    Returns one report per modality.
+    """
+    if shard is None:  # a sharded run may share the cache with writers on other machines
+        for m in configs:
+            cache.remove_stale_temps(store_root, m)
+    rows = shard_rows(len(manifest.items), shard)
+    plans = {m: _plan(manifest, store_root, m, cfg, rows, hasher, workers) for m, cfg in configs.items()}
+    hasher.save()
+    if "text" in configs and workers > 1:
+        log.info("text is extracted in the main process, batched (--text.batch_size); --workers applies to audio and vision")
+    bars = {m: tqdm(total=sum(map(len, p.rows_of.values())), desc=f"{m:6s}", unit="utt", position=k, disable=None)
+            for k, (m, p) in enumerate(plans.items())}
+    try:
+        for m, outcome in run_jobs({m: p.group for m, p in plans.items()}, workers=workers):
+            report, rows_done = plans[m].report, plans[m].rows_of[outcome.key]
+            for i in rows_done:
                 if outcome.status == "failed":
-                    report.failures.append((_file_of(manifest.items[i], modality), manifest.items[i].utterance_id, outcome.reason))
+                    item = manifest.items[i]
+                    report.failures.append((_file_of(item, m), item.utterance_id, outcome.reason))
                 else:
                     report.new += 1
                     report.absent += outcome.status == "absent"
-            bar.update(len(todo[outcome.key]))
-    report.seconds = time.perf_counter() - start
-    return report
+            bars[m].update(len(rows_done))
+    finally:
+        for bar in bars.values():
+            bar.close()
+    return {m: p.report for m, p in plans.items()}
 
 
 def _assemble(manifest: Manifest, store_root: Path, modality: str, config: Any, hasher: cache.MediaHasher,
@@ -220,7 +240,7 @@ def run(manifest: Manifest, out: str | Path, configs: dict[str, Any], *, workers
     StoreError is raised for problems of the whole run.
     """
     if "text" in configs and not manifest.has_transcripts:
-        raise StoreError(f"{manifest.source}: text requested but no utterance has a transcript; give a "
+        raise StoreError(f"{manifest.root / manifest.source.get('file', '')}: text requested but no utterance has a transcript; give a "
                          "transcript or transcript_file column (or .txt files beside the videos), or drop text from --modalities")
     if shard is not None and not 0 <= shard[0] < shard[1]:
         raise StoreError(f"--shard {shard[0]}/{shard[1]}: need 0 <= i < N (shards count from 0)")
@@ -229,8 +249,7 @@ def run(manifest: Manifest, out: str | Path, configs: dict[str, Any], *, workers
     hasher = cache.MediaHasher(root, tag="main" if shard is None else f"shard{shard[0]}of{shard[1]}")
     reports: dict[str, ModalityReport] = {}
     if not commit_only:
-        for m, cfg in configs.items():
-            reports[m] = extract_modality(manifest, root, m, cfg, workers=workers, shard=shard, hasher=hasher)
+        reports = extract(manifest, root, configs, workers=workers, shard=shard, hasher=hasher)
     if shard is None:
         for m, committed in commit(manifest, root, configs, hasher).items():
             if m in reports:  # the commit knows every failure, including those of earlier runs or shards

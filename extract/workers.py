@@ -1,8 +1,10 @@
-"""Running one extractor over many utterances: in-process batches or worker processes, each result cached on arrival.
+"""Running the extractors over many utterances: in-process batches and worker processes, each result cached on arrival.
 
 Each job is written to the cache by whoever computed it (the main process or a worker) the moment
 it is done, so a ``kill -9`` loses at most the jobs in flight. Workers are started with ``spawn``
-(safe with torch, MediaPipe and FFmpeg threads) and call ``extractor.setup()`` once each.
+(safe with torch, MediaPipe and FFmpeg threads) and call each extractor's ``setup()`` once; audio
+and vision share one pool, so the processes start once and both modalities' jobs keep them busy
+while the main process runs the batched text model.
 """
 from __future__ import annotations
 
@@ -54,7 +56,7 @@ def _unexpected(job: Job, error: BaseException) -> RunFailure:
     # it becomes this utterance's failure, with the traceback in the log.
     log.error("unexpected error extracting %s:\n%s", job.segment.where(), traceback.format_exc())
     return RunFailure(f"{job.segment.where()}: unexpected {type(error).__name__}: {error} "
-                           "(a bug in the extractor or the media library; please report it with this file)")
+                      "(a bug in the extractor or the media library; please report it with this file)")
 
 
 def _extract_batch(extractor: Extractor, folder: Path, jobs: list[Job]) -> list[Outcome]:
@@ -62,8 +64,12 @@ def _extract_batch(extractor: Extractor, folder: Path, jobs: list[Job]) -> list[
         results = extractor.extract_batch([j.segment for j in jobs])
     except Exception as e:  # noqa: BLE001 - see _unexpected
         if len(jobs) > 1:  # find the one input that breaks the batch; the others still count
+            log.warning("a batch of %d failed (%s: %s); extracting its utterances one by one to find the culprit",
+                        len(jobs), type(e).__name__, e)
             return [o for j in jobs for o in _extract_batch(extractor, folder, [j])]
         results = [_unexpected(jobs[0], e)]
+    if len(results) != len(jobs):  # a broken extractor, not bad input: stop rather than misplace rows
+        raise RuntimeError(f"{type(extractor).__name__}.extract_batch returned {len(results)} results for {len(jobs)} segments")
     return [_store(folder, j, r) for j, r in zip(jobs, results)]
 
 
@@ -81,53 +87,74 @@ def _setup(modality: str, config: Any) -> Extractor:
     return extractor
 
 
+@dataclasses.dataclass(frozen=True)
+class Group:
+    """One modality's work: its extractor config, cache folder and jobs.
+
+    ``in_main`` groups run in the main process, ``batch_size`` jobs per ``extract_batch`` call
+    (text batches its forward passes); the others go to the worker processes.
+    """
+
+    config: Any
+    folder: Path
+    jobs: list[Job]
+    batch_size: int = 1
+    in_main: bool = False
+
+
 _worker: dict[str, Any] = {}
 
 
-def _init_worker(modality: str, config: Any, folder: Path) -> None:
-    _worker["folder"] = folder
+def _init_worker(configs: dict[str, Any], folders: dict[str, Path]) -> None:
+    _worker["folders"] = folders
     try:
-        _worker["extractor"] = _setup(modality, config)
+        _worker["extractors"] = {m: _setup(m, c) for m, c in configs.items()}
     except SetupError as e:  # raised again by each job, so the main process sees the message
         _worker["error"] = e
 
 
-def _work(job: Job) -> Outcome:
+def _work(modality: str, job: Job) -> Outcome:
     if "error" in _worker:
         raise _worker["error"]
-    return _extract_batch(_worker["extractor"], _worker["folder"], [job])[0]
+    return _extract_batch(_worker["extractors"][modality], _worker["folders"][modality], [job])[0]
 
 
-def run_jobs(modality: str, config: Any, folder: Path, jobs: list[Job], *, workers: int = 1,
-             batch_size: int = 1) -> Iterator[Outcome]:
-    """Extract ``jobs`` and cache each result; yield one Outcome per job as it completes.
+def run_jobs(groups: dict[str, Group], *, workers: int = 1) -> Iterator[tuple[str, Outcome]]:
+    """Extract every group's jobs and cache each result; yield (modality, Outcome) as jobs complete.
 
-    ``workers`` > 1 runs that many processes, each extracting one job at a time; otherwise the
-    main process extracts ``batch_size`` jobs per ``extract_batch`` call (text batches its forward
-    passes). Order of the outcomes is completion order; callers place them by ``key``.
+    With ``workers`` > 1 the groups not ``in_main`` share one pool of that many processes (each
+    sets up their extractors once), while the main process works through the ``in_main`` groups;
+    with 1 worker everything runs in the main process, group after group. Outcomes come in
+    completion order; callers place them by ``key``.
     """
-    if not jobs:
-        return
-    folder.mkdir(parents=True, exist_ok=True)
-    if workers <= 1:
-        extractor = _setup(modality, config)
-        for i in range(0, len(jobs), batch_size):
-            yield from _extract_batch(extractor, folder, jobs[i:i + batch_size])
-        return
-    ctx = multiprocessing.get_context("spawn")
-    with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
-                                initargs=(modality, config, folder)) as pool:
-        futures = {pool.submit(_work, j): j for j in jobs}
-        for fut in cf.as_completed(futures):
-            job = futures[fut]
+    groups = {m: g for m, g in groups.items() if g.jobs}
+    for g in groups.values():
+        g.folder.mkdir(parents=True, exist_ok=True)
+    pooled = {m: g for m, g in groups.items() if workers > 1 and not g.in_main}
+    pool = futures = None
+    if pooled:
+        pool = cf.ProcessPoolExecutor(
+            max_workers=workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker,
+            initargs=({m: g.config for m, g in pooled.items()}, {m: g.folder for m, g in pooled.items()}))
+        futures = {pool.submit(_work, m, j): (m, j) for m, g in pooled.items() for j in g.jobs}
+    try:
+        for m, g in groups.items():
+            if m in pooled:
+                continue
+            extractor = _setup(m, g.config)
+            for i in range(0, len(g.jobs), g.batch_size):
+                for outcome in _extract_batch(extractor, g.folder, g.jobs[i:i + g.batch_size]):
+                    yield m, outcome
+        for fut in cf.as_completed(futures or {}):
+            m, job = futures[fut]
             try:
-                yield fut.result()
-            except SetupError:
-                pool.shutdown(cancel_futures=True)
-                raise
+                yield m, fut.result()
             except cf.process.BrokenProcessPool:
                 # A worker died (segfault in a native library, out of memory, killed). The jobs
                 # still in flight cannot be told apart from the culprit: all fail, rerun retries them.
-                yield _store(folder, job, RunFailure(
+                yield m, _store(pooled[m].folder, job, RunFailure(
                     f"{job.segment.where()}: a worker process died while this utterance was pending "
                     "(crash in a native library or out of memory); rerun to retry, or use --workers 1 to find the file"))
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)

@@ -9,9 +9,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ebmc.store import Store, StoreError, open_store
+from ebmc.store import Store, open_store
 from ebmc.store.errors import raise_if
-from ebmc.store.schema import SPLITS
+from ebmc.store.schema import MODALITIES, SPLITS
 from ebmc.train.batch import Batch, TaskSpec
 from ebmc.train.config import DataConfig
 
@@ -74,7 +74,8 @@ class Data:
         self.task = task_spec(store)
         # CH-SIMS labels live in [-1, 1] with their own bins (MMSA); every other regression set uses MOSI's
         self.metric_protocol = "sims" if "sims" in store.dataset.lower() else "mmsa"
-        self.modalities: tuple[str, ...] = tuple(cfg.modalities) or store.modalities
+        # canonical order (text, audio, vision) whatever order the flag gave
+        self.modalities: tuple[str, ...] = tuple(m for m in MODALITIES if m in cfg.modalities) or store.modalities
         self.dims: dict[str, int] = {m: store.features(m).dim for m in self.modalities}
         self.fingerprints: dict[str, str] = {m: store.features(m).fingerprint for m in self.modalities}
         self.split_rows: dict[str, np.ndarray] = {s: store.split_indices(s) for s in SPLITS}

@@ -91,6 +91,15 @@ def test_bad_manifest_exits_2_before_extracting(tmp_path, fake, capsys):
     assert "--vision.fps=-1.0 must be > 0" in capsys.readouterr().err
 
 
+def test_an_extractor_that_cannot_start_exits_2(tmp_path, fake, monkeypatch, capsys):
+    def no_model(self):
+        raise ce.ExtractionError("model folder /models/bert not found; give an existing --text.model")
+    monkeypatch.setattr(ce.CountingExtractor, "setup", no_model)
+    videos = dataset(tmp_path, bad=False)
+    assert cli.main([str(videos), "--manifest", str(tmp_path / "m.csv"), "--out", str(tmp_path / "f")]) == 2
+    assert "the text extractor could not start: model folder /models/bert not found" in capsys.readouterr().err
+
+
 def test_shards_then_commit(tmp_path, fake, capsys):
     videos = dataset(tmp_path, bad=False)
     base = [str(videos), "--manifest", str(tmp_path / "m.csv"), "--out", str(tmp_path / "f")]
@@ -127,3 +136,8 @@ def test_real_extractors_end_to_end(tmp_path, capsys):
     capsys.readouterr()
     assert cli.main(argv) == 1
     assert "audio  4 utterances: 3 cached, 0 new, 1 failed" in capsys.readouterr().out
+    # one process, no pool: the same rows in the same (manifest) order
+    assert cli.main(argv[:-4] + ["--out", str(tmp_path / "serial"), "--modalities", "audio", "vision"]) == 1
+    serial = open_store(tmp_path / "serial" / "videos")
+    for m in ("audio", "vision"):
+        np.testing.assert_array_equal(serial.features(m).array("values"), store.features(m).array("values"))

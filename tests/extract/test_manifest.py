@@ -40,6 +40,11 @@ def test_parquet_manifest_reads_like_csv(tmp_path):
     pd.read_csv(write(tmp_path / "m.csv", GOOD), dtype=str, keep_default_na=False).to_parquet(tmp_path / "m.parquet")
     m = load_manifest(tmp_path, tmp_path / "m.parquet")
     assert m.table["utterance_id"].tolist() == ["a", "b", "c"] and m.items[0].end == 1.5
+    typed = pd.DataFrame({"utterance_id": ["a", "b"], "video": ["a.mp4", "b.mp4"], "start": [0.5, None],
+                          "end": [2.0, None], "transcript": ["hi", None]})
+    typed.to_parquet(tmp_path / "typed.parquet")
+    a, b = load_manifest(tmp_path, tmp_path / "typed.parquet").items
+    assert (a.start, a.end, a.transcript) == (0.5, 2.0, "hi") and (b.start, b.end, b.transcript) == (None, None, None)
 
 
 def test_every_problem_is_reported_at_once(tmp_path):

@@ -36,9 +36,16 @@ def data(store):
     return load_data(store, CFG.data, "cpu")
 
 
-def test_run_folder_files(data, tmp_path):
-    folder, metrics, skipped = execute(data, CFG, tmp_path, progress=False)
-    assert not skipped and folder == tmp_path / "synthetic-mosi" / "full" / "seed-7"
+@pytest.fixture(scope="module")
+def finished(data, tmp_path_factory):
+    """One uninterrupted run: (out, folder, metrics, skipped)."""
+    out = tmp_path_factory.mktemp("whole")
+    return (out, *execute(data, CFG, out, progress=False))
+
+
+def test_run_folder_files(data, finished):
+    out, folder, metrics, skipped = finished
+    assert not skipped and folder == out / "synthetic-mosi" / "full" / "seed-7"
     assert {p.name for p in folder.iterdir()} == {"config.json", "env.json", "history.csv", "model.pt", "metrics.json"}
     record = json.loads((folder / "config.json").read_text())
     assert record["store"]["fingerprints"] == data.fingerprints and set(data.fingerprints) == {"text", "audio", "vision"}
@@ -57,8 +64,8 @@ def test_run_folder_files(data, tmp_path):
     assert evaluate(model, loaded, "test") == pytest.approx(metrics["test"])
 
 
-def test_rerun_skips_and_other_config_is_refused(data, tmp_path):
-    folder, metrics, _ = execute(data, CFG, tmp_path, progress=False)
+def test_rerun_skips_and_other_config_is_refused(data, finished):
+    tmp_path, folder, metrics, _ = finished
     stamp = (folder / "model.pt").stat().st_mtime_ns
     again, metrics2, skipped = execute(data, CFG, tmp_path, progress=False)
     assert skipped and again == folder and metrics2 == metrics and (folder / "model.pt").stat().st_mtime_ns == stamp
@@ -71,28 +78,27 @@ def test_rerun_skips_and_other_config_is_refused(data, tmp_path):
                    tmp_path, progress=False)[2]
 
 
-@pytest.mark.parametrize("kill_after", [1, 3])  # inside stage I; inside stage II
-def test_resume_after_kill_matches_uninterrupted(data, tmp_path, kill_after):
-    _, expected, _ = execute(data, CFG, tmp_path / "whole", progress=False)
+def test_resume_after_kills_matches_uninterrupted(data, finished, tmp_path):
+    """Killed after epoch 1 (stage I), resumed, killed after epoch 3 (stage II), resumed: same result."""
+    _, whole, expected, _ = finished
+    folder = tmp_path / "synthetic-mosi" / "full" / "seed-7"
+    for kill_after in (1, 3):
+        def kill(state):
+            if len(state.history) == kill_after and state.epoch > 0:
+                raise Killed
 
-    def kill(state):
-        if len(state.history) == kill_after and state.epoch > 0:
-            raise Killed
-
-    with pytest.raises(Killed):
-        execute(data, CFG, tmp_path / "killed", on_epoch=kill, progress=False)
-    folder = tmp_path / "killed" / "synthetic-mosi" / "full" / "seed-7"
-    assert (folder / "resume.pt").exists() and not (folder / "metrics.json").exists()
-    assert len(pd.read_csv(folder / "history.csv")) == kill_after
+        with pytest.raises(Killed):
+            execute(data, CFG, tmp_path, on_epoch=kill, progress=False)
+        assert (folder / "resume.pt").exists() and not (folder / "metrics.json").exists()
+        assert len(pd.read_csv(folder / "history.csv")) == kill_after
     epochs_run = []
-    _, resumed, skipped = execute(data, CFG, tmp_path / "killed", progress=False,
+    _, resumed, skipped = execute(data, CFG, tmp_path, progress=False,
                                   on_epoch=lambda s: epochs_run.append((s.stage, s.epoch)))
     assert not skipped and resumed == expected
-    assert [e for e in epochs_run if e[1] > 0] == [(1, 1), (1, 2), (2, 1), (2, 2)][kill_after:]
+    assert [e for e in epochs_run if e[1] > 0] == [(2, 2)]
     assert not (folder / "resume.pt").exists()
-    whole = pd.read_csv(tmp_path / "whole" / "synthetic-mosi" / "full" / "seed-7" / "history.csv")
-    again = pd.read_csv(folder / "history.csv")
-    pd.testing.assert_frame_equal(whole.drop(columns="seconds"), again.drop(columns="seconds"))
+    pd.testing.assert_frame_equal(pd.read_csv(whole / "history.csv").drop(columns="seconds"),
+                                  pd.read_csv(folder / "history.csv").drop(columns="seconds"))
 
 
 def test_ablations_change_the_config_as_intended():
@@ -113,7 +119,8 @@ def test_ablations_change_the_config_as_intended():
 
 
 def test_grid_and_summary_mean_and_sample_std(store, tmp_path):
-    rows = run_grid(store, CFG, tmp_path, seeds=[1, 2], ablations=["full", "no_imtd"], progress=False)
+    short = dataclasses.replace(CFG, train=dataclasses.replace(CFG.train, stage1_epochs=1, stage2_epochs=1))
+    rows = run_grid(store, short, tmp_path, seeds=[1, 2], ablations=["full", "no_imtd"], progress=False)
     assert [(r["ablation"], r["seed"], r["skipped"]) for r in rows] == [
         ("full", 1, False), ("full", 2, False), ("no_imtd", 1, False), ("no_imtd", 2, False)]
     no_imtd = json.loads((tmp_path / "synthetic-mosi" / "no_imtd" / "seed-1" / "config.json").read_text())
