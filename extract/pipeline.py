@@ -202,7 +202,7 @@ def _assemble(manifest: Manifest, store_root: Path, modality: str, config: Any, 
     for name in sorted({n for r in results if r is not None for n in r.extras}):
         extras[name] = [None if r is None else r.extras.get(name) for r in results]
     producer = {**extractor.producer(), "source": fingerprint([inputs, status])}
-    data = ModalityData(producer=producer, sequences=[None if r is None else r.values for r in results],
+    data = ModalityData(producer=producer, info=extractor.info(), sequences=[None if r is None else r.values for r in results],
                         extras=extras, status=status)
     return data, report
 

@@ -122,6 +122,10 @@ class Extractor:
         return {"name": self.name, "version": self.version, "config": config,
                 "tools": tool_versions(*self.TOOLS), "feature_names": self.feature_names()}
 
+    def info(self) -> dict:
+        """Machine-local facts kept in the feature set's manifest but not fingerprinted (paths)."""
+        return {}
+
     def input_paths(self, segment: Segment) -> list[Path]:
         """Files whose bytes (with the span) determine this segment's output: the pipeline's input key."""
         return [segment.path] if segment.path is not None else []

@@ -81,6 +81,10 @@ class TransformerTextExtractor(Extractor):
             out["config"]["model"] = f"sha256:{model_digest(self._path)}"
         return out
 
+    def info(self) -> dict:
+        # where the [UNK] text protocol re-loads the model from; a path, so never fingerprinted
+        return {"model_path": str(self._path)}
+
     def setup(self) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never wait on hub retries for a local model
         import torch

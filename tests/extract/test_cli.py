@@ -133,6 +133,7 @@ def test_real_extractors_end_to_end(tmp_path, capsys):
     assert vision.lengths[:3].tolist() == [30, 30, 15]  # 10 fps
     assert not vision.sequence(1, "frame_mask")[12:18].any() and vision.sequence(1, "frame_mask")[:8].all()
     assert text.has("token_ids") and text.has("word_ids") and text.dim == 384
+    assert (Path(text.info["model_path"]) / "config.json").is_file()  # what the [UNK] protocol re-loads
     capsys.readouterr()
     assert cli.main(argv) == 1
     assert "audio  4 utterances: 3 cached, 0 new, 1 failed" in capsys.readouterr().out

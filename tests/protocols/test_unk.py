@@ -35,7 +35,7 @@ def _text_batch(encoder, B=6, T=12):
 
 
 def test_unk_replaces_dropped_ids_and_reencodes(tiny_bert):
-    enc = text_reencoder({"name": "tiny", "model_path": str(tiny_bert)})
+    enc = text_reencoder({"model_path": str(tiny_bert)})
     assert enc.unk_id == WORDS.index("[UNK]")
     batch = _text_batch(enc)
     # rate 0 re-encodes the same ids: the stored features come back
@@ -54,7 +54,7 @@ def test_unk_replaces_dropped_ids_and_reencodes(tiny_bert):
 
 
 def test_unk_without_token_ids_is_a_clear_error(tiny_bert):
-    enc = text_reencoder({"name": "tiny", "model_path": str(tiny_bert)})
+    enc = text_reencoder({"model_path": str(tiny_bert)})
     batch = dataclasses.replace(_text_batch(enc), token_ids=None)
     with pytest.raises(StoreError, match="token ids") as err:
         frame_drop(0.3, seed=0, text_mode="unk", reencode=enc)(batch)
@@ -63,7 +63,7 @@ def test_unk_without_token_ids_is_a_clear_error(tiny_bert):
 
 def test_unk_without_a_text_model_is_a_clear_error(tmp_path):
     with pytest.raises(StoreError) as err:
-        text_reencoder({"name": "mmsa-pickle"})
+        text_reencoder({})
     assert "model_path" in str(err.value)
     with pytest.raises(StoreError, match="does not exist"):
-        text_reencoder({"name": "bert", "model_path": str(tmp_path / "gone")})
+        text_reencoder({"model_path": str(tmp_path / "gone")})

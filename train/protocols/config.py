@@ -38,5 +38,8 @@ class ProtocolConfig:
         default=False, metadata={"help": "training: drop frames at a random per-sample, per-modality rate (off = paper)"})
     augment_rates: tuple[float, ...] = dataclasses.field(
         default=(0.0, 0.1, 0.2, 0.3, 0.4, 0.5), metadata={"help": "training: the rates robust_augment draws from"})
+    text_model: str = run_only(
+        default="", metadata={"help": "unk mode: local folder of the text model that made the features "
+                                      "(default: the one recorded at extraction)"})
     text_model_device: str = run_only(
         default="cpu", metadata={"help": "device of the text model that re-encodes text in unk mode"})

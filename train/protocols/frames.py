@@ -42,7 +42,7 @@ def frame_drop(rate: float, seed: int, text_mode: str = "zero", reencode: Reenco
     if text_mode not in ("zero", "unk"):
         raise ValueError(f"text_mode must be 'zero' or 'unk', got {text_mode!r}")
     if text_mode == "unk" and reencode is None:
-        raise ValueError("text_mode 'unk' needs a reencoder: build one with text_reencoder(producer)")
+        raise ValueError("text_mode 'unk' needs a reencoder: build one with text_reencoder(info)")
 
     def apply(batch: Batch) -> Batch:
         for m in batch.modalities:
@@ -66,7 +66,7 @@ def _unk_text(batch: Batch, drop: Tensor, reencode: Reencoder) -> Batch:
     if feats.shape != batch.x["text"].shape:
         raise StoreError("re-encoded text features do not match the stored ones",
                          [f"text model gives {tuple(feats.shape)}, the store holds {tuple(batch.x['text'].shape)}: "
-                          "the producer's model_path/layer must be the model that made these features"])
+                          "the text model (model_path/layer) must be the one that made these features"])
     x = dict(batch.x)
     # absent texts stay absent: no valid step, so nothing to re-encode
     x["text"] = torch.where(valid[..., None], feats, torch.zeros_like(feats))
@@ -86,21 +86,23 @@ class _TextModel:
         return out.hidden_states[self.layer].to(ids.device)
 
 
-def text_reencoder(producer: dict, device: str = "cpu") -> _TextModel:
-    """Load the text model named by a text feature set's ``producer`` (``model_path``: a local folder
+def text_reencoder(info: dict, device: str = "cpu") -> _TextModel:
+    """Load the text model recorded in a text feature set's ``info`` (``model_path``: a local folder
     saved with save_pretrained, tokenizer included; optional ``layer``, default -1 = last).
 
-    Imports transformers here only: it is an extraction library and ``ebmc.train`` must not need it
-    for anything but this protocol.
+    ``info`` is the machine-local, unfingerprinted part of the manifest (``FeatureSet.info``);
+    ``--protocol.text_model`` overrides its path. Imports transformers here only: it is an
+    extraction library and ``ebmc.train`` must not need it for anything but this protocol.
     """
-    path = producer.get("model_path")
+    path = info.get("model_path")
     problems = []
     if not path:
-        problems.append(f"the text producer {producer.get('name', '?')!r} names no 'model_path'; "
-                        "re-extract the text with ebmc-extract, or use --protocol.text_drop_mode zero")
+        problems.append("the text feature set records no text model (no model_path in its manifest's info, "
+                        "e.g. imported features): pass --protocol.text_model PATH (the local model that made "
+                        "them), or use --protocol.text_drop_mode zero")
     elif not Path(path).is_dir():
-        problems.append(f"text model folder {path} (from the text producer) does not exist here; "
-                        "restore it at that path, or use --protocol.text_drop_mode zero")
+        problems.append(f"text model folder {path} does not exist here; pass --protocol.text_model PATH, "
+                        "or use --protocol.text_drop_mode zero")
     if problems:
         raise StoreError("frame_drop with text_drop_mode 'unk' cannot load the text model", problems)
     try:
@@ -112,8 +114,8 @@ def text_reencoder(producer: dict, device: str = "cpu") -> _TextModel:
     if tokenizer.unk_token_id is None:
         raise StoreError(f"the tokenizer in {path} has no unknown token", ["use --protocol.text_drop_mode zero"])
     model = AutoModel.from_pretrained(path).to(device).eval()
-    log.info("unk text mode: re-encoding through %s (layer %s)", path, producer.get("layer", -1))
-    return _TextModel(model, int(tokenizer.unk_token_id), int(producer.get("layer", -1)), device)
+    log.info("unk text mode: re-encoding through %s (layer %s)", path, info.get("layer", -1))
+    return _TextModel(model, int(tokenizer.unk_token_id), int(info.get("layer", -1)), device)
 
 
 def random_frame_drop(rates: Sequence[float], generator: torch.Generator | None = None) -> Transform:

@@ -88,7 +88,10 @@ def run_protocols(run_dir: str | Path, names: str | Sequence[str] = "all", cfg: 
     metrics_under = lambda t: evaluate(model, data, split, transform=t, batch_size=batch_size)  # noqa: E731
     reencode = None
     if "frame_drop" in names and cfg.text_drop_mode == "unk" and "text" in data.modalities:
-        reencode = text_reencoder(data.store.features("text").producer, cfg.text_model_device)
+        info = dict(data.store.features("text").info)
+        if cfg.text_model:
+            info["model_path"] = cfg.text_model
+        reencode = text_reencoder(info, cfg.text_model_device)
     header = {"version": RESULT_VERSION, "split": split, "task": data.task.kind,
               "run": {"dataset": data.store.dataset, "ablation": run_cfg.ablation, "seed": run_cfg.train.seed},
               "settings": semantic_dict(cfg)}
