@@ -1,7 +1,8 @@
-"""The paper's ablations (Table 4: modules, Table 7: EMC energy terms) as named config overrides."""
+"""Named config overrides: the paper's ablations (Table 4, Table 7) and loss-weight sweeps (Fig. 6)."""
 from __future__ import annotations
 
 import dataclasses
+import math
 
 from ebmc.train.config import RunConfig
 
@@ -24,17 +25,54 @@ LABELS: dict[str, str] = {
 }
 
 
-def check_names(names: list[str] | tuple[str, ...]) -> None:
-    """Raise one ValueError naming every unknown ablation and listing the valid ones."""
-    unknown = [n for n in names if n not in ABLATIONS]
+# Sensitivity study (Fig. 6): an override "<weight>=<value>" sets loss.<weight>. The paper does not
+# list its grid; the "sensitivity" preset is ours: every weight at each of SWEEP_VALUES.
+SWEEP_WEIGHTS = ("beta", "gamma", "eta", "zeta")
+SWEEP_VALUES = (0.01, 0.05, 0.1, 0.5, 1.0)
+PRESETS: dict[str, tuple[str, ...]] = {
+    "sensitivity": tuple(f"{w}={v:g}" for w in SWEEP_WEIGHTS for v in SWEEP_VALUES),
+}
+
+
+def _sweep(name: str) -> tuple[str, float] | None:
+    """(weight, value) of a "<weight>=<value>" name with a finite value >= 0, else None."""
+    weight, sep, text = name.partition("=")
+    if not sep or weight not in SWEEP_WEIGHTS:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return (weight, value) if math.isfinite(value) and value >= 0 else None
+
+
+def canonical(name: str) -> str:
+    """The folder name of an override: sweep values written in one way ("beta=.050" -> "beta=0.05")."""
+    sweep = _sweep(name)
+    return name if sweep is None else f"{sweep[0]}={sweep[1]:g}"
+
+
+def expand_names(names: list[str] | tuple[str, ...]) -> list[str]:
+    """Presets expanded, sweep names made canonical, duplicates dropped (first kept).
+
+    Raises one ValueError naming every unknown name and listing the valid forms.
+    """
+    unknown = [n for n in names if n not in ABLATIONS and n not in PRESETS and _sweep(n) is None]
     if unknown:
         raise ValueError(f"unknown ablation{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
-                         f"valid: {' '.join(ABLATIONS)}")
+                         f"valid: {' '.join(ABLATIONS)}, a preset ({' '.join(PRESETS)}) or <weight>=<value> "
+                         f"with weight one of {' '.join(SWEEP_WEIGHTS)} and a value >= 0 (e.g. beta=0.05)")
+    expanded = [m for n in names for m in PRESETS.get(n, (n,))]
+    return list(dict.fromkeys(canonical(n) for n in expanded))
 
 
 def apply_ablation(cfg: RunConfig, name: str) -> RunConfig:
-    """``cfg`` with ablation ``name``'s overrides applied and ``ablation`` set to ``name``."""
-    check_names([name])
+    """``cfg`` with override ``name`` applied and ``ablation`` set to its canonical name."""
+    if name in PRESETS:
+        raise ValueError(f"{name!r} is a preset of several runs: expand it with expand_names first")
+    (name,) = expand_names([name])
+    sweep = _sweep(name)
+    overrides = {"loss": {sweep[0]: sweep[1]}} if sweep else ABLATIONS[name]
     sections = {section: dataclasses.replace(getattr(cfg, section), **fields)
-                for section, fields in ABLATIONS[name].items()}
+                for section, fields in overrides.items()}
     return dataclasses.replace(cfg, ablation=name, **sections)

@@ -87,6 +87,11 @@ class TrainConfig:
     freeze_encoders: bool = _field(False, "stage II keeps the modality encoders frozen at their stage-I weights")
     bf16: bool = _field(True, "bf16 autocast on CUDA (ignored on CPU, which always computes in float32)")
     seed: int = _field(1111, "seed of initialisation, shuffling and noise (ebmc-train --seeds sets it per run)")
+    robust_augment: bool = _field(False, "robustness augmentation (ours, off = paper): each training sample and "
+                                         "modality draws a rate from augment_rates and drops its valid frames "
+                                         "at that rate (features zeroed; text keeps its first and last token)")
+    augment_rates: tuple[float, ...] = _field((0.0, 0.1, 0.2, 0.3, 0.4, 0.5),
+                                              "frame-drop rates robust_augment draws from, each in [0, 1]")
     eval_batch_size: int = run_only(512, metadata={"help": "batch size of validation and test passes"})
     device: str = run_only("auto", metadata={"help": "auto (CUDA when present, else CPU), cpu, cuda or cuda:N"})
 
@@ -95,6 +100,10 @@ class TrainConfig:
             "batch_size": (1, None, False), "stage1_epochs": (1, None, False), "stage2_epochs": (1, None, False),
             "lr": (0, None, True), "weight_decay": (0, None, False), "grad_clip": (0, None, False),
             "patience": (0, None, False), "eval_batch_size": (1, None, False)})
+        if not self.augment_rates:
+            problems.append("--train.augment_rates is empty: give at least one rate in [0, 1]")
+        problems += [f"--train.augment_rates: {r} is not in [0, 1]" for r in self.augment_rates
+                     if not (isinstance(r, (int, float)) and 0 <= r <= 1)]
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
             problems.append(f"--train.device = {self.device!r}: use auto, cpu, cuda or cuda:N")
         if problems:

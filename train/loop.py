@@ -17,6 +17,7 @@ from ebmc.train.config import RunConfig
 from ebmc.train.data import Data
 from ebmc.train.metrics import compute_metrics, selection_key
 from ebmc.train.model import EBMC
+from ebmc.train.protocols.frames import random_frame_drop
 
 log = logging.getLogger(__name__)
 
@@ -156,11 +157,18 @@ def _fresh_stage(stage: int, model: EBMC, optimizer: torch.optim.Optimizer, teac
 
 def _train_epoch(model: EBMC, data: Data, cfg: RunConfig, stage: int, optimizer: torch.optim.Optimizer,
                  teacher: EBMC | None, generator: torch.Generator) -> dict[str, float]:
-    """One pass over the shuffled train split; returns the sample-weighted mean loss and terms."""
+    """One pass over the shuffled train split; returns the sample-weighted mean loss and terms.
+
+    ``robust_augment`` corrupts each batch with draws from ``generator`` too, whose state the
+    resume checkpoint keeps: a resumed run sees the same corruptions as an uninterrupted one.
+    """
     model.train()
     sums: dict[str, Tensor] = {}
     n = 0
-    for batch in data.batches("train", cfg.train.batch_size, shuffle=True, generator=generator):
+    batches = data.batches("train", cfg.train.batch_size, shuffle=True, generator=generator)
+    if cfg.train.robust_augment:
+        batches = map(random_frame_drop(cfg.train.augment_rates, generator), batches)
+    for batch in batches:
         with _autocast(cfg, data.device):
             out = model(batch, stage, teacher=teacher)
         optimizer.zero_grad(set_to_none=True)

@@ -26,7 +26,7 @@ import torch
 
 from ebmc.store import Store, StoreError, atomic, open_store
 from ebmc.store.fingerprint import fingerprint
-from ebmc.train.ablations import apply_ablation
+from ebmc.train.ablations import apply_ablation, expand_names
 from ebmc.train.config import RunConfig, from_dict, resolve, to_dict
 from ebmc.train.data import Data, load_data, resolve_device
 from ebmc.train.loop import TrainState, train
@@ -100,15 +100,19 @@ def _check_same(folder: Path, record: dict) -> None:
                          "or delete that folder to train anew", changed or ["(the run-only settings agree)"])
 
 
-def execute(data: Data, cfg: RunConfig, out: str | Path, progress: bool = True,
-            on_epoch: Callable[[TrainState], None] | None = None) -> tuple[Path, dict, bool]:
-    """Train one run into its folder under ``out``; returns (folder, metrics, skipped).
+def execute(data: Data, cfg: RunConfig, out: str | Path | None = None, progress: bool = True,
+            on_epoch: Callable[[TrainState], None] | None = None,
+            folder: str | Path | None = None) -> tuple[Path, dict, bool]:
+    """Train one run into its folder: ``run_dir(out, ...)``, or ``folder`` when given (the
+    per-condition models of a run); returns (folder, metrics, skipped).
 
     A finished folder with the same config is skipped; an unfinished one resumes from resume.pt.
     ``on_epoch`` is called after each saved epoch (tests use it to simulate a kill).
     """
     cfg = resolve(cfg, data.store.dataset)
-    folder = run_dir(out, data.store.dataset, cfg.ablation, cfg.train.seed)
+    if (out is None) == (folder is None):
+        raise ValueError("execute needs exactly one of out (a results folder) and folder (the run's own folder)")
+    folder = Path(folder) if folder is not None else run_dir(out, data.store.dataset, cfg.ablation, cfg.train.seed)
     record = config_record(cfg, data)
     if (folder / CONFIG).exists():
         _check_same(folder, record)
@@ -139,10 +143,14 @@ def execute(data: Data, cfg: RunConfig, out: str | Path, progress: bool = True,
 
 def run_grid(store: str | Path | Store, cfg: RunConfig, out: str | Path, seeds: list[int], ablations: list[str],
              progress: bool = True) -> list[dict]:
-    """Every (ablation, seed) run on one store, loading the features once; one row per run."""
+    """Every (ablation, seed) run on one store, loading the features once; one row per run.
+
+    ``ablations`` are override names (ebmc.train.ablations); presets such as ``sensitivity`` expand.
+    """
+    names = expand_names(ablations)
     data = load_data(store, cfg.data, resolve_device(cfg.train.device))
     rows = []
-    for name in ablations:
+    for name in names:
         for seed in seeds:
             run_cfg = apply_ablation(dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, seed=seed)), name)
             folder, metrics, skipped = execute(data, run_cfg, out, progress=progress)

@@ -1,8 +1,8 @@
-"""Settings of the robustness protocols and of the optional robustness augmentation (one frozen dataclass)."""
+"""Settings of the robustness protocols (one frozen dataclass) and the protocol names they select."""
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal
+from typing import Literal, Sequence
 
 from ebmc.store.fingerprint import run_only
 
@@ -14,8 +14,10 @@ _TENTHS = tuple(round(0.1 * i, 1) for i in range(10))
 
 @dataclasses.dataclass(frozen=True)
 class ProtocolConfig:
-    """How a trained run is evaluated under missing data (spec section 5), and the training-time
-    augmentation switch. CLI flags: ``--protocol.<field>``."""
+    """How a trained run is evaluated under missing data (spec section 5). CLI flags: ``--protocol.<field>``.
+
+    The training-time augmentation is ``TrainConfig.robust_augment``: it changes the trained model,
+    so it belongs to the run's config and fingerprint."""
 
     names: tuple[str, ...] = dataclasses.field(
         default=PROTOCOLS, metadata={"help": f"protocols to run after training: any of {', '.join(PROTOCOLS)}"})
@@ -30,16 +32,24 @@ class ProtocolConfig:
         default=0, metadata={"help": "seed of the deterministic drop masks; the same for every run so that "
                                      "models are compared on identical corruptions"})
     per_condition_models: bool = dataclasses.field(
-        default=False, metadata={"help": "missing: evaluate one model trained per modality subset "
-                                         "(<run>/conditions/<subset>/, authors' code) instead of one model under all conditions"})
+        default=False, metadata={"help": "missing: train (ebmc-train) and evaluate one model per modality subset "
+                                         "in <run>/conditions/<subset>/ (authors' code) instead of one model "
+                                         "under all conditions"})
     embedding_points: int = dataclasses.field(
         default=1000, metadata={"help": "embedding: at most this many fused vectors kept for the t-SNE plot"})
-    robust_augment: bool = dataclasses.field(
-        default=False, metadata={"help": "training: drop frames at a random per-sample, per-modality rate (off = paper)"})
-    augment_rates: tuple[float, ...] = dataclasses.field(
-        default=(0.0, 0.1, 0.2, 0.3, 0.4, 0.5), metadata={"help": "training: the rates robust_augment draws from"})
     text_model: str = run_only(
         default="", metadata={"help": "unk mode: local folder of the text model that made the features "
                                       "(default: the one recorded at extraction)"})
     text_model_device: str = run_only(
         default="cpu", metadata={"help": "device of the text model that re-encodes text in unk mode"})
+
+
+def resolve_names(names: str | Sequence[str]) -> tuple[str, ...]:
+    """``"all"`` or names (a comma-separated string or a sequence) -> known protocol names, in run order."""
+    wanted = [n for part in ([names] if isinstance(names, str) else names) for n in str(part).split(",") if n]
+    if "all" in wanted:
+        return PROTOCOLS
+    unknown = [n for n in wanted if n not in PROTOCOLS]
+    if unknown:
+        raise ValueError(f"unknown protocol(s) {', '.join(unknown)}: use 'all' or any of {', '.join(PROTOCOLS)}")
+    return tuple(n for n in PROTOCOLS if n in wanted)

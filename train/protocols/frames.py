@@ -119,9 +119,9 @@ def text_reencoder(info: dict, device: str = "cpu") -> _TextModel:
 
 
 def random_frame_drop(rates: Sequence[float], generator: torch.Generator | None = None) -> Transform:
-    """Training augmentation (``robust_augment``): each (sample, modality) draws a rate from
-    ``rates`` and drops each valid step with it (text keeps its ends; zero mode). Random, not
-    deterministic: a fresh corruption every step."""
+    """Training augmentation (``TrainConfig.robust_augment``): each (sample, modality) draws a rate
+    from ``rates`` and drops each valid step with it (text keeps its ends; zero mode). A fresh
+    corruption every step, drawn from ``generator`` (the run's), so a seed reproduces it."""
     choices = torch.tensor(list(rates), dtype=torch.float32)
 
     def apply(batch: Batch) -> Batch:

@@ -12,7 +12,7 @@ from ebmc.store import StoreError, atomic, semantic_dict
 
 from ..loop import evaluate
 from ..runs import load_run
-from .config import PROTOCOLS, ProtocolConfig
+from .config import ProtocolConfig, resolve_names
 from .contribution import fused_embedding, modality_contribution
 from .frames import frame_drop, text_reencoder
 from .missing import condition_name, condition_run_dir, conditions, keep_only, random_missing
@@ -21,17 +21,6 @@ log = logging.getLogger(__name__)
 
 RESULTS_DIR = "protocols"
 RESULT_VERSION = 1
-
-
-def resolve_names(names: str | Sequence[str]) -> tuple[str, ...]:
-    """``"all"`` or names (a comma-separated string or a sequence) -> known protocol names, in run order."""
-    wanted = [n for part in ([names] if isinstance(names, str) else names) for n in str(part).split(",") if n]
-    if "all" in wanted:
-        return PROTOCOLS
-    unknown = [n for n in wanted if n not in PROTOCOLS]
-    if unknown:
-        raise ValueError(f"unknown protocol(s) {', '.join(unknown)}: use 'all' or any of {', '.join(PROTOCOLS)}")
-    return tuple(n for n in PROTOCOLS if n in wanted)
 
 
 def mean_over(conditions_: list[dict]) -> dict[str, float]:
@@ -54,8 +43,9 @@ def _missing(run_dir: Path, model, data, split: str, cfg: ProtocolConfig, metric
                 for s in subsets]
         return {"conditions": rows, "mean": mean_over(rows), "per_condition_models": False}
     dirs = {s: condition_run_dir(run_dir, s) for s in subsets}
-    lost = [f"{d}: no trained run for condition {condition_name(s)}; train it with "
-            f"--data.modalities {' '.join(s)} into that folder" for s, d in dirs.items() if not (d / "metrics.json").exists()]
+    lost = [f"{d}: no trained run for condition {condition_name(s)}; train the condition models with "
+            "ebmc-train ... --protocols missing --protocol.per_condition_models true"
+            for s, d in dirs.items() if not (d / "metrics.json").exists()]
     if lost:
         raise StoreError(f"per_condition_models needs one run per missing-modality condition under {run_dir}", lost)
     rows = []

@@ -141,7 +141,7 @@ def sensitivity_figure(groups: list[Group], path: Path, comparison: bool) -> Pat
         for source in sources:
             points = [g for g in sweeps + base if g.source == source and (g.ablation.startswith(p + "=") or g.ablation == "full")]
             xs = [_loss_weight(g.runs[0].config, p) for g in points]
-            order = sorted((x, g) for x, g in zip(xs, points) if x is not None)
+            order = sorted(((x, g) for x, g in zip(xs, points) if x is not None), key=lambda xg: xg[0])
             for i, key in enumerate(keys):
                 scale, _ = display_scale(key)
                 stats = [mean_std([r["metrics"][key] for r in g.results("full")]) for _, g in order]
