@@ -25,7 +25,7 @@ demo: install
 	$(BIN)/ebmc-import synthetic --like mosi --out $(DEMO)/features/synthetic-mosi --seed 0
 	$(BIN)/ebmc-train $(DEMO)/features/synthetic-mosi --out $(DEMO)/runs --seeds 1111 \
 		--train.stage1_epochs 8 --train.stage2_epochs 8 --protocols all
-	$(BIN)/ebmc-report $(DEMO)/runs/synthetic-mosi --out $(DEMO)/report
+	$(BIN)/ebmc-report $(DEMO)/runs --out $(DEMO)/report
 	@echo "demo report: $(DEMO)/report/report.md"
 
 test: install

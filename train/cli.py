@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib.util
 import logging
 import sys
 import tomllib
@@ -11,20 +10,13 @@ from pathlib import Path
 
 from ebmc.store import StoreError
 from ebmc.store.flags import add_dataclass_flags, dataclass_from_args
-from ebmc.train.ablations import ABLATIONS, check_names
+from ebmc.train.ablations import ABLATIONS, PRESETS, SWEEP_WEIGHTS, expand_names
 from ebmc.train.config import SECTIONS, RunConfig, from_dict
+from ebmc.train.protocols.config import PROTOCOLS, ProtocolConfig, resolve_names
 
 DEFAULT_SEEDS = (1111, 1112, 1113, 1114, 1115)
-# Top-level keys a --config TOML file may hold besides the [data] [model] [loss] [train] sections.
+# Top-level keys a --config TOML file may hold besides the [data] [model] [loss] [train] [protocol] sections.
 TOML_KEYS = ("out", "seeds", "ablations")
-
-
-def _protocols_available() -> bool:
-    """The robustness protocols live in an optional subpackage (ebmc.train.protocols)."""
-    try:
-        return importlib.util.find_spec("ebmc.train.protocols.run") is not None
-    except ModuleNotFoundError:
-        return False
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,17 +29,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seeds", type=int, nargs="+", default=None,
                         help=f"one run per seed (default: {' '.join(map(str, DEFAULT_SEEDS))})")
     parser.add_argument("--ablations", nargs="+", default=None,
-                        help=f"named config overrides, any of: {' '.join(ABLATIONS)} (default: full)")
+                        help=f"named config overrides, any of: {' '.join(ABLATIONS)}; <weight>=<value> with "
+                        f"weight one of {' '.join(SWEEP_WEIGHTS)} (sets loss.<weight>); presets: {' '.join(PRESETS)} "
+                        "(default: full)")
+    parser.add_argument("--protocols", nargs="*", default=None,
+                        help=f"after training, evaluate each run under these robustness protocols: 'all' or any of "
+                        f"{' '.join(PROTOCOLS)} (no names: --protocol.names)")
     parser.add_argument("--config", type=Path, default=None,
-                        help="TOML file with [data] [model] [loss] [train] sections and optional out, seeds, ablations")
+                        help="TOML file with [data] [model] [loss] [train] [protocol] sections and optional out, "
+                        "seeds, ablations")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (log lines only)")
     for prefix, cls in SECTIONS.items():
         add_dataclass_flags(parser, prefix, cls)
-    if _protocols_available():
-        from ebmc.train.protocols.config import ProtocolConfig
-        parser.add_argument("--protocols", nargs="*", default=None,
-                            help="after training, evaluate each run under these robustness protocols ('all' or names)")
-        add_dataclass_flags(parser, "protocol", ProtocolConfig)
+    add_dataclass_flags(parser, "protocol", ProtocolConfig)
     return parser
 
 
@@ -61,10 +55,10 @@ def _read_toml(path: Path) -> dict:
 
 
 def resolve_config(args: argparse.Namespace) -> tuple[RunConfig, dict]:
-    """The RunConfig (defaults < TOML < flags) and the TOML's top-level run options."""
+    """The RunConfig (defaults < TOML < flags) and the TOML's top-level run options (its
+    [protocol] section under "protocol")."""
     raw = _read_toml(args.config) if args.config else {}
-    options = {k: raw.pop(k) for k in TOML_KEYS if k in raw}
-    raw.pop("protocol", None)
+    options = {k: raw.pop(k) for k in (*TOML_KEYS, "protocol") if k in raw}
     base = from_dict(raw)
     problems, sections = [], {}
     for prefix in SECTIONS:
@@ -75,6 +69,16 @@ def resolve_config(args: argparse.Namespace) -> tuple[RunConfig, dict]:
     if problems:
         raise ValueError("\n".join(problems))
     return dataclasses.replace(base, **sections), options
+
+
+def protocol_config(args: argparse.Namespace, toml_section: dict) -> ProtocolConfig:
+    """The ProtocolConfig: defaults < the TOML's [protocol] section < ``--protocol.*`` flags."""
+    known = {f.name for f in dataclasses.fields(ProtocolConfig)}
+    unknown = [f"unknown setting protocol.{k}; valid: {', '.join(sorted(known))}" for k in toml_section if k not in known]
+    if unknown:
+        raise ValueError("invalid run config:\n" + "\n".join(f"  - {p}" for p in unknown))
+    base = ProtocolConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in toml_section.items()})
+    return dataclass_from_args(args, "protocol", base)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -88,40 +92,56 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg, options = resolve_config(args)
         seeds = list(args.seeds or options.get("seeds") or DEFAULT_SEEDS)
-        ablations = list(args.ablations or options.get("ablations") or ["full"])
-        check_names(ablations)
+        ablations = expand_names(list(args.ablations or options.get("ablations") or ["full"]))
         out = Path(args.out or options.get("out") or "runs")
+        pcfg = protocol_config(args, options.get("protocol", {}))
+        protocols = None if args.protocols is None else resolve_names(args.protocols or pcfg.names)
+        given = sorted(k for k in vars(args) if k.startswith("protocol."))
+        if protocols is None and given:
+            raise ValueError(f"--{' --'.join(given)}: protocol settings apply only with --protocols "
+                             "(e.g. --protocols all)")
     except ValueError as e:
         print(f"ebmc-train: error: {e}", file=sys.stderr)
         return 2
     # heavy imports (torch) only once the command line is known to be good
     from tqdm.contrib.logging import logging_redirect_tqdm
 
-    from ebmc.train.data import resolve_device
     from ebmc.train.runs import run_grid
     from ebmc.train.summary import write_summary
+    progress = not args.no_progress
     try:
         with logging_redirect_tqdm():
-            rows = run_grid(args.store, cfg, out, seeds, ablations, progress=not args.no_progress)
-        if getattr(args, "protocols", None) is not None:
-            _run_protocols(args, rows, resolve_device(cfg.train.device))
+            rows = run_grid(args.store, cfg, out, seeds, ablations, progress=progress)
+            conditions = [] if protocols is None else _run_protocols(args.store, rows, protocols, pcfg,
+                                                                      cfg.train.device, progress)
     except (StoreError, ValueError) as e:
         print(f"ebmc-train: error: {e}", file=sys.stderr)
         return 2
     _, markdown = write_summary(out)
     done = sum(not r["skipped"] for r in rows)
-    print(f"\n{done} run(s) trained, {len(rows) - done} already finished (skipped); results in {out}/\n")
+    print(f"\n{done} run(s) trained, {len(rows) - done} already finished (skipped); results in {out}/")
+    if conditions:
+        done = sum(not r["skipped"] for r in conditions)
+        print(f"{done} per-condition model(s) trained, {len(conditions) - done} already finished (skipped)")
+    print()
     print(markdown)
     return 0
 
 
-def _run_protocols(args: argparse.Namespace, rows: list[dict], device) -> None:
-    """``--protocols [NAMES]``: evaluate every run of this command (names default to --protocol.names)."""
-    from ebmc.train.protocols.config import ProtocolConfig
+def _run_protocols(store: Path, rows: list[dict], names: tuple[str, ...], pcfg: ProtocolConfig, device: str,
+                   progress: bool) -> list[dict]:
+    """``--protocols``: train the per-condition models when asked, then evaluate every run of this
+    command; returns the per-condition rows (empty unless per_condition_models)."""
+    from ebmc.train.data import resolve_device
+    from ebmc.train.protocols.conditions import train_conditions
     from ebmc.train.protocols.run import run_protocols
-    pcfg = dataclass_from_args(args, "protocol", ProtocolConfig())
+    device = resolve_device(device)
+    conditions = []
+    if pcfg.per_condition_models and "missing" in names:
+        conditions = train_conditions(store, [r["dir"] for r in rows], device, progress)
     for row in rows:
-        run_protocols(row["dir"], args.protocols or pcfg.names, pcfg, device=device)
+        run_protocols(row["dir"], names, pcfg, device=device)
+    return conditions
 
 
 if __name__ == "__main__":

@@ -91,10 +91,14 @@ def render_markdown(stats: pd.DataFrame) -> str:
     lines += _table(stats, "Table 1 layout: main results", regression, ["full"], TABLE1)
     lines += _table(stats, "Table 4 layout: module ablations", regression, TABLE4_ROWS, TABLE4, min_rows=2)
     lines += _table(stats, "Table 7 layout: EMC energy terms", regression, TABLE7_ROWS, TABLE7, min_rows=2)
+    # loss-weight sweeps and other overrides beyond the paper's ablations, next to the full model
+    others = sorted(set(stats.ablation) - set(ABLATIONS))
+    if others:
+        lines += _table(stats, "Other overrides (e.g. sensitivity sweeps)", regression, ["full", *others], TABLE1)
     for dataset in sorted(stats.loc[stats.task != "regression", "dataset"].unique()):
         names = stats[(stats.dataset == dataset) & (stats.split == "test")]["metric"].unique()
         columns = [(n, (n,)) for n in names]
-        lines += _table(stats, f"{dataset}: all test metrics", [dataset], list(ABLATIONS), columns)
+        lines += _table(stats, f"{dataset}: all test metrics", [dataset], [*ABLATIONS, *others], columns)
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -1,7 +1,13 @@
-"""Shared builders for the protocol tests: random batches and a small EBMC."""
+"""Shared builders for the protocol tests: random batches, a small EBMC, a tiny regression store."""
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
 import torch
+
+from ebmc.store import ModalityData, write_store
 
 from ebmc.train.batch import Batch, TaskSpec
 from ebmc.train.model.config import ModelConfig
@@ -32,3 +38,15 @@ def small_model(dims: dict[str, int] = DIMS) -> EBMC:
 def predict(model: EBMC, batch: Batch) -> torch.Tensor:
     import dataclasses
     return model(dataclasses.replace(batch, y=None), stage=2).pred
+
+
+def tiny_store(root: Path, n: int = 60) -> Path:
+    """A regression store (60 samples: 36/12/12) whose three modalities carry the label as their mean."""
+    rng = np.random.default_rng(0)
+    y = rng.uniform(-3, 3, n).astype(np.float32)
+    feats = {m: ModalityData({"name": "test"}, sequences=[rng.normal(y[i], 1, (int(rng.integers(3, 9)), d)).astype(np.float32)
+                                                          for i in range(n)])
+             for m, d in (("text", 4), ("audio", 3), ("vision", 2))}
+    table = pd.DataFrame({"utterance_id": [f"u{i}" for i in range(n)], "label": y,
+                          "split": ["train"] * 36 + ["valid"] * 12 + ["test"] * 12})
+    return write_store(root, dataset="tiny", task="regression", utterances=table, features=feats)

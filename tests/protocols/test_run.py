@@ -2,15 +2,15 @@
 import json
 
 import numpy as np
-import pandas as pd
 import pytest
 
-from ebmc.store import ModalityData, write_store
 from ebmc.train.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from ebmc.train.data import load_data
 from ebmc.train.protocols.config import PROTOCOLS, ProtocolConfig
 from ebmc.train.protocols.run import mean_over, resolve_names, run_protocols
 from ebmc.train.runs import execute
+
+from .helpers import tiny_store
 
 
 def test_resolve_names_and_mean_over():
@@ -25,15 +25,7 @@ def test_resolve_names_and_mean_over():
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("run")
-    rng = np.random.default_rng(0)
-    n = 60
-    y = rng.uniform(-3, 3, n).astype(np.float32)
-    feats = {m: ModalityData({"name": "test"}, sequences=[rng.normal(y[i], 1, (int(rng.integers(3, 9)), d)).astype(np.float32)
-                                                          for i in range(n)])
-             for m, d in (("text", 4), ("audio", 3), ("vision", 2))}
-    table = pd.DataFrame({"utterance_id": [f"u{i}" for i in range(n)], "label": y,
-                          "split": ["train"] * 36 + ["valid"] * 12 + ["test"] * 12})
-    write_store(tmp / "store", dataset="tiny", task="regression", utterances=table, features=feats)
+    tiny_store(tmp / "store")
     cfg = RunConfig(model=ModelConfig(hidden_dim=8, encoder_heads=2, encoder_layers=1, max_steps=4),
                     train=TrainConfig(batch_size=12, stage1_epochs=1, stage2_epochs=1, device="cpu"))
     folder, _, _ = execute(load_data(tmp / "store", DataConfig()), cfg, tmp / "runs", progress=False)

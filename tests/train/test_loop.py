@@ -1,4 +1,5 @@
-"""Training data and loop: determinism, two-modality stores, bad input, evaluation, the synthetic benchmark."""
+"""Training data and loop: determinism, robust augmentation, two-modality stores, bad input, evaluation, the synthetic benchmark."""
+import copy
 import dataclasses
 import json
 
@@ -10,7 +11,9 @@ import torch
 from ebmc.store import ModalityData, StoreError, write_store
 from ebmc.train.config import DataConfig, RunConfig, TrainConfig, resolve
 from ebmc.train.data import load_data
-from ebmc.train.loop import evaluate, predict, train
+from ebmc.train.config import to_dict
+from ebmc.store.fingerprint import fingerprint
+from ebmc.train.loop import TrainState, evaluate, predict, train
 from ebmc.train.model import ModelConfig
 
 TINY = RunConfig(model=ModelConfig(hidden_dim=8, max_steps=4, encoder_layers=1, encoder_heads=2, encoder_ff_mult=1),
@@ -69,6 +72,31 @@ def test_same_seed_same_metrics_other_seed_differs(store):
     assert first.metrics["test"] != other.metrics["test"]
     assert [(r["stage"], r["epoch"]) for r in first.state.history] == [(1, 1), (1, 2), (2, 1), (2, 2)]
     assert first.metrics["selected"]["stage"] == 2 and not first.model.training
+
+
+def _same_weights(a, b) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_robust_augment_changes_training_deterministically_and_resumes(store):
+    data = load_data(store, DataConfig(), "cpu")
+    short = dataclasses.replace(TINY, train=dataclasses.replace(TINY.train, stage2_epochs=1))
+    off = train(short, data, progress=False)
+    # off: the rates are never used, so no random draw moves and training is bit-identical
+    rates_only = dataclasses.replace(short, train=dataclasses.replace(short.train, augment_rates=(0.9,)))
+    assert _same_weights(off.model.state_dict(), train(rates_only, data, progress=False).model.state_dict())
+    on_cfg = dataclasses.replace(short, train=dataclasses.replace(short.train, robust_augment=True,
+                                                                   augment_rates=(0.3, 0.8)))
+    assert to_dict(on_cfg)["train"]["robust_augment"] is True and fingerprint(on_cfg) != fingerprint(rates_only)
+    snapshots = []
+    on = train(on_cfg, data, progress=False, on_epoch=lambda s: snapshots.append(copy.deepcopy(s.to_dict())))
+    assert not _same_weights(off.model.state_dict(), on.model.state_dict())
+    assert [r["train_loss"] for r in on.state.history] != [r["train_loss"] for r in off.state.history]
+    # resumed after stage I epoch 1: the same corruptions in the remaining epochs, the same model
+    resumed = train(on_cfg, data, state=TrainState.from_dict(snapshots[0]), progress=False)
+    assert _same_weights(on.model.state_dict(), resumed.model.state_dict()) and resumed.metrics == on.metrics
+    with pytest.raises(ValueError, match=r"--train.augment_rates: 1.5 is not in \[0, 1\]"):
+        TrainConfig(augment_rates=(0.1, 1.5))
 
 
 def test_patience_stops_a_stage_early(store):

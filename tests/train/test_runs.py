@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from ebmc.store import StoreError
-from ebmc.train.ablations import ABLATIONS, apply_ablation
+from ebmc.train.ablations import ABLATIONS, apply_ablation, expand_names
 from ebmc.train.config import DataConfig, RunConfig, TrainConfig
 from ebmc.train.data import load_data
 from ebmc.train.loop import evaluate
@@ -118,13 +118,43 @@ def test_ablations_change_the_config_as_intended():
         apply_ablation(base, "no_foo")
 
 
+def test_sweeps_set_one_loss_weight_and_the_preset_expands():
+    base = RunConfig()
+    cfg = apply_ablation(base, "eta=1e-2")
+    assert cfg.ablation == "eta=0.01" and cfg.loss == dataclasses.replace(base.loss, eta=0.01)
+    assert (cfg.model, cfg.data, cfg.train) == (base.model, base.data, base.train)
+    names = expand_names(["full", "sensitivity", "beta=.050"])
+    assert names[0] == "full" and len(names) == 1 + 4 * 5 and names.count("beta=0.05") == 1
+    grid = {(n.split("=")[0], float(n.split("=")[1])) for n in names[1:]}
+    assert grid == {(w, v) for w in ("beta", "gamma", "eta", "zeta") for v in (0.01, 0.05, 0.1, 0.5, 1.0)}
+    with pytest.raises(ValueError) as err:
+        expand_names(["zeta=-1", "alpha=0.1", "beta=x", "full"])
+    message = str(err.value)
+    assert "unknown ablations 'zeta=-1', 'alpha=0.1', 'beta=x'" in message
+    assert "full no_msd" in message and "sensitivity" in message and "<weight>=<value>" in message
+    with pytest.raises(ValueError, match="preset"):
+        apply_ablation(base, "sensitivity")
+
+
+def test_execute_into_an_explicit_folder(data, finished, tmp_path):
+    _, whole, expected, _ = finished
+    folder, metrics, skipped = execute(data, CFG, folder=tmp_path / "elsewhere", progress=False)
+    assert folder == tmp_path / "elsewhere" and not skipped and metrics == expected
+    assert execute(data, CFG, folder=folder, progress=False)[2]  # finished: skipped
+    with pytest.raises(ValueError, match="exactly one of out"):
+        execute(data, CFG, tmp_path, folder=folder, progress=False)
+
+
 def test_grid_and_summary_mean_and_sample_std(store, tmp_path):
     short = dataclasses.replace(CFG, train=dataclasses.replace(CFG.train, stage1_epochs=1, stage2_epochs=1))
-    rows = run_grid(store, short, tmp_path, seeds=[1, 2], ablations=["full", "no_imtd"], progress=False)
+    rows = run_grid(store, short, tmp_path, seeds=[1, 2], ablations=["full", "no_imtd", "zeta=.25"], progress=False)
     assert [(r["ablation"], r["seed"], r["skipped"]) for r in rows] == [
-        ("full", 1, False), ("full", 2, False), ("no_imtd", 1, False), ("no_imtd", 2, False)]
+        ("full", 1, False), ("full", 2, False), ("no_imtd", 1, False), ("no_imtd", 2, False),
+        ("zeta=0.25", 1, False), ("zeta=0.25", 2, False)]
     no_imtd = json.loads((tmp_path / "synthetic-mosi" / "no_imtd" / "seed-1" / "config.json").read_text())
     assert no_imtd["config"]["model"]["use_imtd"] is False
+    sweep = json.loads((tmp_path / "synthetic-mosi" / "zeta=0.25" / "seed-2" / "config.json").read_text())
+    assert sweep["config"]["loss"]["zeta"] == 0.25 and sweep["config"]["ablation"] == "zeta=0.25"
     stats, markdown = write_summary(tmp_path)
     maes = [json.loads((tmp_path / "synthetic-mosi" / "full" / f"seed-{s}" / "metrics.json").read_text())["test"]["mae"]
             for s in (1, 2)]
@@ -136,3 +166,4 @@ def test_grid_and_summary_mean_and_sample_std(store, tmp_path):
     assert "Table 1 layout" in markdown and "Table 4 layout" in markdown and "| w/o IMTD |" in markdown
     assert f"{sum(maes) / 2:.3f} ± {abs(maes[0] - maes[1]) / math.sqrt(2):.3f}" in markdown
     assert "Table 7 layout" not in markdown  # no EMC-term ablation was run
+    assert "Other overrides" in markdown and "| zeta=0.25 |" in markdown
