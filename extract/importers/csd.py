@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.resources
 import io
 import json
 import logging
@@ -29,7 +30,7 @@ from ebmc.store.fingerprint import file_sha256
 log = logging.getLogger(__name__)
 
 VERSION = 1
-FOLDS_DIR = Path(__file__).resolve().parents[2] / "manifests" / "folds"
+FOLDS_DIR = importlib.resources.files("ebmc.manifests") / "folds"  # repo folder manifests/folds
 STANDARD_FOLDS = {"mosi": "cmu_mosi.json", "mosei": "cmu_mosei.json"}
 # column order of the CMU-MOSEI labels sequence (All Labels)
 MOSEI_LABEL_NAMES = ("sentiment", "happy", "sad", "anger", "surprise", "disgust", "fear")
