@@ -3,9 +3,11 @@
 Trains a few epochs of each stage with the default model on MOSI- and MOSEI-shaped synthetic stores
 (``ebmc-import synthetic``), on CPU and on CUDA when present, and prints a markdown table with the
 projected time of the paper's full schedule (linear in the number of train samples when a smaller
-store is measured). ``--profile`` adds the top operators of one stage-II step.
+store is measured). ``--profile`` adds the top operators of one stage-I and one stage-II step.
+CPU timings move with the machine's load (other processes share the cores): the header prints the
+load average before and after, so numbers measured at different loads are not compared blindly.
 
-    python bench/train_speed.py [--like mosi mosei] [--n-train-mosei 2000] [--epochs 3] [--profile]
+    python bench/train_speed.py [--like mosi mosei] [--n-train-mosei 2000] [--epochs 3] [--threads 2] [--profile]
 """
 from __future__ import annotations
 
@@ -55,7 +57,7 @@ def measure(store: Path, device: str, epochs: int) -> dict:
 
 
 def profile_step(store: Path, device: str) -> str:
-    """Top operators (by total time) of one stage-II training step on a full batch."""
+    """Top operators (by self time) of one stage-I and one stage-II training step on a full batch."""
     from torch.profiler import ProfilerActivity, profile
     data = load_data(store, RunConfig().data, device)
     cfg = RunConfig(train=TrainConfig(device=device))
@@ -67,7 +69,8 @@ def profile_step(store: Path, device: str) -> str:
     with profile(activities=activities) as prof:
         for stage in (1, 2):
             model(batch, stage, teacher=teacher).loss.backward()
-    return prof.key_averages().table(sort_by="cpu_time_total", row_limit=15)
+    return prof.key_averages().table(sort_by="self_cuda_time_total" if device.startswith("cuda")
+                                     else "self_cpu_time_total", row_limit=15)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,8 +82,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n-train-iemocap", type=int, default=None)
     parser.add_argument("--epochs", type=int, default=3, help="epochs per stage (the first is warm-up)")
     parser.add_argument("--devices", nargs="+", default=None, help="default: cpu, and cuda when present")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--profile", action="store_true", help="print the top operators of one training step")
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    load_before = os.getloadavg()[0]
     devices = args.devices or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -93,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"\n#### profile: {like}, {device}, stage I + stage II step\n```\n{profile_step(store, device)}```\n")
     cpu = platform.processor() or platform.machine()
     print(f"Machine: {cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads)"
-          + (f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""))
+          + (f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else "")
+          + f"; 1-min load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after")
     print("\n| dataset | device | train n | batch | params | s/epoch stage I | s/epoch stage II | peak MiB | "
           "paper schedule | projected full schedule |")
     print("|---|---|---|---|---|---|---|---|---|---|")

@@ -97,7 +97,8 @@ def _optimizer(model: EBMC, cfg: RunConfig, stage: int) -> torch.optim.Optimizer
     if stage == 2 and cfg.train.freeze_encoders:
         model.encoders.requires_grad_(False)
     params = [p for p in model.parameters() if p.requires_grad]
-    return torch.optim.Adam(params, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+    # foreach: one fused update over all tensors instead of a Python loop per parameter
+    return torch.optim.Adam(params, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay, foreach=True)
 
 
 def _autocast(cfg: RunConfig, device: torch.device):

@@ -198,3 +198,77 @@ def test_stage_two_needs_an_eval_teacher():
 def test_paper_size_model_parameter_count():
     model = EBMC(ModelConfig(), {"text": 768, "audio": 5, "vision": 20}, REG)
     assert 1e6 < sum(p.numel() for p in model.parameters()) < 6e6
+
+
+def _padded_reference(enc, x, mask):
+    """The encoder as one padded ``nn.TransformerEncoder`` pass (what packing must reproduce)."""
+    from ebmc.train.model.encoder import pack_steps
+    frames = x[mask]
+    frames = torch.where(torch.isfinite(frames), (frames - enc.mean) / enc.std, torch.zeros_like(frames))
+    steps, lengths = pack_steps(frames, mask, enc.max_steps)
+    S = max(int(lengths.max()), 1)
+    valid = torch.arange(S) < lengths[:, None]
+    grid = steps.new_zeros(len(lengths), S, steps.shape[1])
+    grid[valid] = steps
+    h = enc.proj(grid) + enc.pos[:S]
+    attend = valid.clone()
+    attend[:, 0] |= lengths == 0
+    h = enc.norm(enc.layers(h, src_key_padding_mask=~attend))
+    w = valid.to(h.dtype).unsqueeze(-1)
+    return (h * w).sum(1) / w.sum(1).clamp(min=1.0)
+
+
+@pytest.mark.parametrize("max_steps,T", [(4, 9), (6, 5)])
+def test_packed_encoder_equals_padded_transformer(max_steps, T):
+    from ebmc.train.model.encoder import ModalityEncoder
+    torch.manual_seed(0)
+    cfg = ModelConfig(hidden_dim=16, max_steps=max_steps, encoder_layers=2, encoder_heads=4, dropout=0.0)
+    enc = ModalityEncoder(5, cfg)
+    enc.mean.normal_()
+    enc.std.uniform_(0.5, 2.0)
+    x = torch.randn(6, T, 5)
+    x[0, 0, 1] = float("-inf")
+    mask = torch.arange(T)[None] < torch.tensor([T, 1, 0, 3, T - 1, 2])[:, None]
+    mask[4, 1] = False                                                # a hole inside the sequence
+    for training in (False, True):
+        enc.train(training)
+        enc.zero_grad()
+        out = enc(x, mask)
+        out.square().sum().backward()
+        grads = [p.grad.clone() for p in enc.parameters()]
+        enc.zero_grad()
+        ref = _padded_reference(enc, x, mask)
+        ref.square().sum().backward()
+        assert torch.allclose(out, ref, atol=1e-5) and out[2].abs().max() == 0
+        assert all(torch.allclose(g, p.grad, atol=1e-5) for g, p in zip(grads, enc.parameters()))
+
+
+def test_cpu_dropout_masks_are_bernoulli_and_follow_the_torch_seed():
+    from ebmc.train.model.dropout import dropout, dropout_mask
+    torch.manual_seed(5)
+    mask = dropout_mask((1000, 1000), 0.1)
+    assert mask.unique().tolist() == pytest.approx([0.0, 1 / 0.9])
+    assert (mask == 0).float().mean().item() == pytest.approx(0.1, abs=2e-3)   # 7 standard errors
+    torch.manual_seed(5)
+    assert torch.equal(dropout_mask((1000, 1000), 0.1), mask)
+    assert not torch.equal(dropout_mask((1000, 1000), 0.1), mask)
+    x = torch.randn(3, 4, 5)
+    assert dropout(x, 0.1, training=False) is x and dropout(x, 0.0, training=True) is x
+    torch.manual_seed(1)
+    out = dropout(x, 0.5, training=True)
+    torch.manual_seed(1)
+    assert torch.equal(out, x * dropout_mask((3, 4, 5), 0.5))
+
+
+def test_cpu_attention_with_dropout_is_masked_softmax_attention():
+    from ebmc.train.model.dropout import dropout_mask
+    from ebmc.train.model.encoder import attention
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 2, 5, 4, generator=g) for _ in range(3))
+    attend = torch.tensor([[True, True, True, False, False], [True, False, False, False, False]])
+    scores = (q @ k.transpose(-2, -1) / 2.0).masked_fill(~attend[:, None, None, :], float("-inf")).softmax(-1)
+    assert torch.allclose(attention(q, k, v, attend, 0.3, training=False), scores @ v, atol=1e-6)
+    torch.manual_seed(3)
+    out = attention(q, k, v, attend, 0.3, training=True)
+    torch.manual_seed(3)
+    assert torch.allclose(out, (scores * dropout_mask((2, 2, 5, 5), 0.3)) @ v, atol=1e-6)
