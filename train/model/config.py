@@ -2,41 +2,37 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
-
-def _field(default: Any, help: str) -> Any:
-    """A dataclass field whose ``help`` becomes the text of its command-line flag."""
-    return dataclasses.field(default=default, metadata={"help": help})
+from ebmc.store.flags import setting
 
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
     """Architecture and module switches of EBMC (docs spec sections 2 and 3)."""
 
-    hidden_dim: int = _field(128, "width H of every modality representation z_m and of the heads")
-    max_steps: int = _field(50, "longest sequence the Transformer sees: longer inputs are mean-pooled "
+    hidden_dim: int = setting(128, "width H of every modality representation z_m and of the heads")
+    max_steps: int = setting(50, "longest sequence the Transformer sees: longer inputs are mean-pooled "
                                 "over equal runs of valid frames down to at most this many steps")
-    encoder_layers: int = _field(2, "pre-LN Transformer layers per modality encoder")
-    encoder_heads: int = _field(4, "attention heads per encoder layer (must divide hidden_dim)")
-    encoder_ff_mult: int = _field(4, "feed-forward width of an encoder layer, as a multiple of hidden_dim")
-    dropout: float = _field(0.1, "dropout in encoders and MLP heads")
-    tau: float = _field(0.1, "InfoNCE temperature of L_inv (MSD)")
-    cce_noise_std: float = _field(0.1, "std of the Gaussian noise added to the CCE input in training (0: none)")
-    cce_in_fusion: bool = _field(True, "fusion uses the CCE-enhanced z~_m (false: CCE is a side loss only, "
+    encoder_layers: int = setting(2, "pre-LN Transformer layers per modality encoder")
+    encoder_heads: int = setting(4, "attention heads per encoder layer (must divide hidden_dim)")
+    encoder_ff_mult: int = setting(4, "feed-forward width of an encoder layer, as a multiple of hidden_dim")
+    dropout: float = setting(0.1, "dropout in encoders and MLP heads")
+    tau: float = setting(0.1, "InfoNCE temperature of L_inv (MSD)")
+    cce_noise_std: float = setting(0.1, "std of the Gaussian noise added to the CCE input in training (0: none)")
+    cce_in_fusion: bool = setting(True, "fusion uses the CCE-enhanced z~_m (false: CCE is a side loss only, "
                                        "as in the authors' code)")
-    trust_fusion: bool = _field(True, "stage II fuses w_m * z~_m with w_m = |M_i| * alpha_m^i from the "
+    trust_fusion: bool = setting(True, "stage II fuses w_m * z~_m with w_m = |M_i| * alpha_m^i from the "
                                       "model's own unimodal uncertainty (false: w_m = 1)")
-    use_msd: bool = _field(True, "train with L_MSD = L_inv + lambda1 L_dis + lambda2 L_uni")
-    use_cce: bool = _field(True, "build the CCE enhancement networks and train with L_CCE")
-    use_emc: bool = _field(True, "stage II trains with L_EMC (energy gap + gradient penalty)")
-    use_imtd: bool = _field(True, "stage II trains with L_IMTD (trust-weighted distillation from the "
+    use_msd: bool = setting(True, "train with L_MSD = L_inv + lambda1 L_dis + lambda2 L_uni")
+    use_cce: bool = setting(True, "build the CCE enhancement networks and train with L_CCE")
+    use_emc: bool = setting(True, "stage II trains with L_EMC (energy gap + gradient penalty)")
+    use_imtd: bool = setting(True, "stage II trains with L_IMTD (trust-weighted distillation from the "
                                   "frozen stage-I teacher)")
-    emc_a: float = _field(1.0, "energy weight of the representation norm ||z_m||^2 / H")
-    emc_b: float = _field(1.0, "energy weight of the unimodal task loss l_m")
-    emc_c: float = _field(1.0, "energy weight of the unimodal predictive entropy u_m")
-    emc_delta: float = _field(0.01, "weight of the energy-gradient penalty inside L_EMC")
-    imtd_tau: float = _field(1.0, "distillation temperature of L_IMTD (classification / multilabel)")
+    emc_a: float = setting(1.0, "energy weight of the representation norm ||z_m||^2 / H")
+    emc_b: float = setting(1.0, "energy weight of the unimodal task loss l_m")
+    emc_c: float = setting(1.0, "energy weight of the unimodal predictive entropy u_m")
+    emc_delta: float = setting(0.01, "weight of the energy-gradient penalty inside L_EMC")
+    imtd_tau: float = setting(1.0, "distillation temperature of L_IMTD (classification / multilabel)")
 
     def __post_init__(self) -> None:
         problems = []
@@ -62,13 +58,13 @@ class ModelConfig:
 class LossConfig:
     """Weights of the objective L = L_task + zeta L_MSD + beta L_CCE (+ gamma L_EMC + eta L_IMTD in stage II)."""
 
-    zeta: float = _field(0.5, "weight of L_MSD")
-    beta: float = _field(0.1, "weight of L_CCE")
-    gamma: float = _field(0.1, "weight of L_EMC (stage II)")
-    eta: float = _field(0.1, "weight of L_IMTD (stage II)")
-    lambda1: float = _field(0.1, "weight of L_dis inside L_MSD")
-    lambda2: float = _field(0.1, "weight of L_uni inside L_MSD")
-    cce_task_weight: float = _field(1.0, "weight of the task loss of f(z~_m, z_-m) inside L_CCE (Eq. 7)")
+    zeta: float = setting(0.5, "weight of L_MSD")
+    beta: float = setting(0.1, "weight of L_CCE")
+    gamma: float = setting(0.1, "weight of L_EMC (stage II)")
+    eta: float = setting(0.1, "weight of L_IMTD (stage II)")
+    lambda1: float = setting(0.1, "weight of L_dis inside L_MSD")
+    lambda2: float = setting(0.1, "weight of L_uni inside L_MSD")
+    cce_task_weight: float = setting(1.0, "weight of the task loss of f(z~_m, z_-m) inside L_CCE (Eq. 7)")
 
     def __post_init__(self) -> None:
         problems = [f"loss.{f.name} = {getattr(self, f.name)}: must be >= 0"
