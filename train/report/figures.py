@@ -57,14 +57,14 @@ def _curve_figure(groups: list[Group], protocol: str, xlabel: str, title: str, p
 
 def missing_rate_figure(groups: list[Group], path: Path, comparison: bool) -> Path | None:
     """Fig. 7/8: metrics against the random modality-missing rate."""
-    return _curve_figure(groups, "missing_rate", "modality missing rate r (fraction of (sample, modality) pairs)",
-                         "Random modality missingness (Fig. 7/8)", path, comparison)
+    return _curve_figure(groups, "missing_rate", "missing rate r",
+                         "Random modality missingness (Fig. 7/8): each (sample, modality) absent with probability r", path, comparison)
 
 
 def frame_drop_figure(groups: list[Group], path: Path, comparison: bool) -> Path | None:
     """Intra-modality missingness: metrics against the frame/token drop rate (Table 5's rates)."""
-    return _curve_figure(groups, "frame_drop", "frame/token drop rate p (fraction of valid steps)",
-                         "Intra-modality missingness (Table 5)", path, comparison)
+    return _curve_figure(groups, "frame_drop", "drop rate p",
+                         "Intra-modality missingness (Table 5): each valid frame/token dropped with probability p", path, comparison)
 
 
 def embedding_figure(groups: list[Group], path: Path, comparison: bool) -> Path | None:
