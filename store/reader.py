@@ -8,6 +8,7 @@ from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from .errors import StoreError, raise_if
 from .fingerprint import ids_digest
@@ -181,7 +182,7 @@ class Store:
     @functools.cached_property
     def utterances(self) -> pd.DataFrame:
         """The utterance table (id, video/clip id, split, labels, transcript, ``<m>_length``/``_status``)."""
-        table = pd.read_parquet(self.root / self.meta["utterances"])
+        table = pq.read_table(self.root / self.meta["utterances"]).to_pandas()
         if ids_digest(table[ID_COLUMN].astype(str)) != self.meta["ids_sha256"]:
             raise StoreError(f"{self.root / self.meta['utterances']}: ids do not match store.json; the table was changed after commit")
         return table
