@@ -1,8 +1,12 @@
 """Vision extractor: MediaPipe face-mesh landmarks turned into per-frame geometric descriptors, head pose and face presence."""
 from __future__ import annotations
 
+import contextlib
 import logging
-from typing import ClassVar
+import os
+import sys
+import tempfile
+from typing import ClassVar, Iterator
 
 import numpy as np
 
@@ -10,6 +14,28 @@ from ..media import decode_frames
 from .base import Extractor, Result, Segment
 
 log = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def native_stderr_to_log() -> Iterator[None]:
+    """Route what native code writes to file descriptor 2 inside the block into logging.
+
+    MediaPipe's graph threads print absl/TFLite notices straight to fd 2, a few per face mesh, so per
+    utterance: they would bury the progress bar. They are logged at debug level; error and fatal
+    lines (absl's ``E``/``F`` prefixes) at warning level, so nothing is lost.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            for line in captured.read().decode(errors="replace").splitlines():
+                log.log(logging.WARNING if line[:1] in ("E", "F") else logging.DEBUG, "mediapipe: %s", line)
 
 # MediaPipe face-mesh landmark indices (canonical 468-point mesh + 10 iris points with
 # refine_landmarks). "right"/"left" are the subject's.
@@ -125,7 +151,7 @@ class MediaPipeExtractor(Extractor):
         frames, stamps = decode_frames(segment, self.config.fps, self.config.max_side)
         values = np.zeros((len(frames), len(FEATURES)), np.float32)
         mask = np.zeros(len(frames), bool)
-        with self._mesh() as mesh:
+        with native_stderr_to_log(), self._mesh() as mesh:
             for k, rgb in enumerate(frames):
                 found = mesh.process(rgb).multi_face_landmarks
                 if not found:

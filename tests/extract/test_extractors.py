@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ast
+import logging
 import dataclasses
 from pathlib import Path
 
@@ -118,9 +119,13 @@ def test_audio_bad_input(media, name, expect):
 
 # --- vision: mediapipe -------------------------------------------------------------------------
 
-def test_mediapipe_face_rows_and_masked_blank_frames(media):
+def test_mediapipe_face_rows_and_masked_blank_frames(media, capfd, caplog):
     ex = make_extractor("vision", VisionConfig(fps=10))
-    r = ex.extract(seg(media["blank_face"]))
+    with caplog.at_level(logging.DEBUG, logger="ebmc.extract.extractors.vision_mediapipe"):
+        r = ex.extract(seg(media["blank_face"]))
+    # MediaPipe's native start-up notices go to the log, not over the progress bar on the terminal
+    assert "inference_feedback_manager" not in capfd.readouterr().err
+    assert any("mediapipe:" in m for m in caplog.messages)
     assert r.values.shape == (30, 16) and r.status == "ok"
     expect = np.array([not (1.0 <= k / 10 < 2.0) for k in range(30)])
     np.testing.assert_array_equal(r.frame_mask, expect)
