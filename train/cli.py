@@ -89,19 +89,29 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as e:
         return int(e.code or 0)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", force=True)
-    try:
-        cfg, options = resolve_config(args)
-        seeds = list(args.seeds or options.get("seeds") or DEFAULT_SEEDS)
-        ablations = expand_names(list(args.ablations or options.get("ablations") or ["full"]))
-        out = Path(args.out or options.get("out") or "runs")
-        pcfg = protocol_config(args, options.get("protocol", {}))
-        protocols = None if args.protocols is None else resolve_names(args.protocols or pcfg.names)
-        given = sorted(k for k in vars(args) if k.startswith("protocol."))
-        if protocols is None and given:
-            raise ValueError(f"--{' --'.join(given)}: protocol settings apply only with --protocols "
-                             "(e.g. --protocols all)")
-    except ValueError as e:
-        print(f"ebmc-train: error: {e}", file=sys.stderr)
+    problems: list[str] = []
+
+    def checked(make, fallback):
+        """``make()``, or ``fallback`` with its error kept, so every problem is reported at once."""
+        try:
+            return make()
+        except ValueError as e:
+            problems.append(str(e))
+            return fallback
+
+    cfg, options = checked(lambda: resolve_config(args), (None, {}))
+    seeds = list(args.seeds or options.get("seeds") or DEFAULT_SEEDS)
+    ablations = checked(lambda: expand_names(list(args.ablations or options.get("ablations") or ["full"])), [])
+    out = Path(args.out or options.get("out") or "runs")
+    pcfg = checked(lambda: protocol_config(args, options.get("protocol", {})), None)
+    protocols = None
+    if args.protocols is not None and pcfg is not None:
+        protocols = checked(lambda: resolve_names(args.protocols or pcfg.names), None)
+    given = sorted(k for k in vars(args) if k.startswith("protocol."))
+    if args.protocols is None and given:
+        problems.append(f"--{' --'.join(given)}: protocol settings apply only with --protocols (e.g. --protocols all)")
+    if problems:
+        print("ebmc-train: error: " + "\n".join(problems), file=sys.stderr)
         return 2
     # heavy imports (torch) only once the command line is known to be good
     from tqdm.contrib.logging import logging_redirect_tqdm

@@ -56,6 +56,13 @@ def test_bad_values_name_the_flag(tmp_path, capsys, argv, named):
     assert not (tmp_path / "runs").exists()
 
 
+def test_every_bad_value_is_reported_at_once(tmp_path, capsys):
+    argv = [str(tmp_path / "store"), "--model.dropout", "2", "--ablations", "nope", "--protocol.mask_seed", "3"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "model.dropout = 2.0" in err and "unknown ablation 'nope'" in err and "--protocol.mask_seed" in err
+
+
 def test_type_errors_and_missing_store(tmp_path, capsys):
     assert main(["x", "--train.lr", "fast"]) == 2
     assert "--train.lr: invalid float value: 'fast'" in capsys.readouterr().err
