@@ -1,0 +1,1 @@
+"""Feature extraction, import and export: everything that turns raw or published data into a feature store (``ebmc.store``)."""

@@ -1,7 +1,6 @@
 """Decoding media with PyAV (bundled FFmpeg): an utterance's audio as mono samples, its video as frames at a fixed rate."""
 from __future__ import annotations
 
-import logging
 import math
 from pathlib import Path
 
@@ -9,8 +8,6 @@ import av
 import numpy as np
 
 from .extractors.base import ExtractionError, Segment
-
-log = logging.getLogger(__name__)
 
 # Spans may overshoot a stream's end by this much (container and stream durations disagree by a
 # frame or an AAC packet); the overshoot is cut off. Beyond it the span is an error.

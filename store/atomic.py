@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import os
 import shutil
 import uuid
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import Any, BinaryIO, Iterator
 
 import numpy as np
 
@@ -32,25 +31,34 @@ def temp_name(path: Path) -> Path:
 
 
 @contextlib.contextmanager
-def open_atomic(path: str | os.PathLike) -> Iterator[BinaryIO]:
-    """Open ``path`` for binary writing so that it appears complete or not at all.
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """A temp sibling of ``path`` for a writer that needs a file name (e.g. a library's ``save(name)``).
 
-    Writes go to a temp file in the same folder, which is fsynced and renamed over ``path`` when
-    the block exits normally; on an exception the temp file is removed and ``path`` is untouched.
+    When the block exits normally the temp file is fsynced and renamed over ``path``; on an
+    exception it is removed and ``path`` is untouched.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_name(path)
     try:
-        with open(tmp, "wb") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
+        yield tmp
+        fd = os.open(tmp, os.O_RDONLY)  # fsync is per file, so any descriptor flushes the writer's data
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
     _fsync_dir(path.parent)
+
+
+@contextlib.contextmanager
+def open_atomic(path: str | os.PathLike) -> Iterator[BinaryIO]:
+    """Open ``path`` for binary writing so that it appears complete or not at all (see ``atomic_path``)."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        yield f
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:
@@ -59,7 +67,7 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> None:
         f.write(data)
 
 
-def write_json(path: str | os.PathLike, obj) -> None:
+def write_json(path: str | os.PathLike, obj: Any) -> None:
     """Write ``obj`` as indented JSON atomically."""
     write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
 
@@ -68,13 +76,6 @@ def write_npy(path: str | os.PathLike, array: np.ndarray) -> None:
     """Write one array as ``.npy`` atomically (memory-mappable when read back)."""
     with open_atomic(path) as f:
         np.save(f, np.ascontiguousarray(array), allow_pickle=False)
-
-
-def write_parquet(path: str | os.PathLike, table) -> None:
-    """Write a pandas DataFrame as Parquet atomically."""
-    buf = io.BytesIO()
-    table.to_parquet(buf, index=False)
-    write_bytes(path, buf.getvalue())
 
 
 def publish_dir(staging: Path, final: Path) -> bool:

@@ -4,7 +4,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from typing import Any
+import os
+from typing import Any, Iterable
 
 import numpy as np
 
@@ -59,7 +60,7 @@ def fingerprint(obj: Any) -> str:
     return hashlib.sha256(canonical_json(obj).encode()).hexdigest()[:FINGERPRINT_CHARS]
 
 
-def ids_digest(ids) -> str:
+def ids_digest(ids: Iterable[Any]) -> str:
     """SHA-256 of the ordered utterance ids: a feature set's rows belong to exactly this list."""
     h = hashlib.sha256()
     for i in ids:
@@ -68,10 +69,15 @@ def ids_digest(ids) -> str:
     return h.hexdigest()
 
 
-def file_sha256(path, chunk: int = 1 << 20) -> str:
-    """SHA-256 of a file's bytes, read in chunks."""
-    h = hashlib.sha256()
+def update_from_file(h: hashlib._Hash, path: str | os.PathLike, chunk: int = 1 << 20) -> None:
+    """Feed the bytes of the file at ``path`` into hash ``h``, read in chunks (files may be GBs)."""
     with open(path, "rb") as f:
         while block := f.read(chunk):
             h.update(block)
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 of a file's bytes."""
+    h = hashlib.sha256()
+    update_from_file(h, path)
     return h.hexdigest()

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import pyarrow.parquet as pq
 
@@ -73,6 +74,7 @@ class FeatureSet:
         return np.load(self.folder / self.manifest["arrays"][name]["file"], mmap_mode="r")
 
     def has(self, name: str) -> bool:
+        """Whether this feature set stores an array called ``name``."""
         return name in self.manifest["arrays"]
 
     @functools.cached_property
@@ -107,11 +109,13 @@ class FeatureSet:
         return arr[i, :self.lengths[i]]
 
     def padded(self, indices: Sequence[int] | np.ndarray | None = None, max_len: int | None = None,
-               name: str = "values", dtype=np.float32) -> tuple[np.ndarray, np.ndarray]:
+               name: str = "values", dtype: npt.DTypeLike | None = np.float32
+               ) -> tuple[np.ndarray, np.ndarray]:
         """Batch of utterances as ``values (n, T, ...)`` and valid ``mask (n, T)`` (bool).
 
         ``T`` is ``max_len`` or the longest selected sequence; longer ones are cut at ``T``.
-        A stored ``frame_mask`` (e.g. frames without a face) is folded into the mask.
+        A stored ``frame_mask`` (e.g. frames without a face) is folded into the mask. ``values``
+        has ``dtype``, or the stored dtype when ``dtype`` is None.
         """
         idx = np.arange(self.n) if indices is None else np.asarray(indices, dtype=np.int64)
         lengths = self.lengths[idx]

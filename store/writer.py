@@ -49,16 +49,15 @@ class ModalityData:
     lengths: np.ndarray | None = None
     extras: dict[str, Any] = dataclasses.field(default_factory=dict)
     status: Sequence[str] | None = None
-    replace_nonfinite: bool = True
     info: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
-def _sanitize(values: np.ndarray, replace: bool, where: str) -> tuple[np.ndarray, int]:
+def _sanitize(values: np.ndarray, where: str) -> tuple[np.ndarray, int]:
     if not np.issubdtype(values.dtype, np.floating):
         return values, 0
     bad = ~np.isfinite(values)
     n_bad = int(bad.sum())
-    if n_bad and replace:
+    if n_bad:
         values = np.where(bad, 0.0, values).astype(values.dtype)
         log.warning("%s: replaced %d non-finite values (NaN/inf) with 0", where, n_bad)
     return values, n_bad
@@ -144,7 +143,7 @@ def write_feature_set(root: str | Path, modality: str, ids: Sequence[str], data:
     built = (_ragged if data.sequences is not None else _padded)(data, n, where, problems)
     raise_if(problems, f"cannot write the {modality} features of {root}")
     arrays, lengths, dim, layout, has_data = built
-    values, n_bad = _sanitize(arrays["values"], data.replace_nonfinite, where)
+    values, n_bad = _sanitize(arrays["values"], where)
     arrays["values"] = values
     status = list(data.status) if data.status is not None else ["ok" if h else "absent" for h in has_data]
     bad_status = sorted({s for s in status if s not in STATUSES})

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -25,11 +24,13 @@ from ebmc.store import SPLITS, Store, open_store
 from ebmc.store import atomic
 from ebmc.store.errors import raise_if
 from ebmc.extract.importers.csd import quiet_sdk
+from ebmc.extract.importers.mmsa import video_of
+
 
 def _video_ids(table: pd.DataFrame) -> list[str]:
     if "video_id" in table:
         return table["video_id"].astype(str).tolist()
-    return [u.split("$_$")[0].split("[")[0] for u in table["utterance_id"].astype(str)]
+    return [video_of(u) for u in table["utterance_id"].astype(str)]
 
 
 def segment_times(store: Store, videos: list[str]) -> np.ndarray:
@@ -57,13 +58,11 @@ def _rows(fs, i: int, seg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _write_sequence(path: Path, name: str, data: dict, metadata: dict) -> None:
-    tmp = atomic.temp_name(path)
-    with quiet_sdk():
+    with atomic.atomic_path(path) as tmp, quiet_sdk():
         seq = mmdatasdk.computational_sequence(name)  # a name without ".csd": a new, blank sequence
         seq.setData(data, name)
         seq.setMetadata({"root name": name, **metadata}, name)
         seq.deploy(str(tmp))
-    os.replace(tmp, path)
 
 
 def export_csd(root: str | Path, out: str | Path) -> Path:

@@ -13,11 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ebmc.store import SPLITS, Store, StoreError, open_store
+from ebmc.store import MODALITIES, SPLITS, Store, StoreError, open_store
 from ebmc.store import atomic
 from ebmc.extract.importers.mmsa import EXTRA_COLUMNS, LENGTH_KEYS, TEXT_BERT_PARTS
-
-MODALITIES = ("text", "audio", "vision")
 
 
 def _as(values, key: str, dtypes: dict, shapes: dict):

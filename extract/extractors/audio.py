@@ -1,15 +1,12 @@
 """Audio extractors: openSMILE descriptors (eGeMAPSv02 / ComParE_2016, LLD or functionals) and librosa MFCC + pyin f0 + energy."""
 from __future__ import annotations
 
-import logging
 from typing import ClassVar
 
 import numpy as np
 
 from ..media import check_not_silent, decode_audio
 from .base import Extractor, Result, Segment
-
-log = logging.getLogger(__name__)
 
 
 def _audio(segment: Segment, config) -> np.ndarray:

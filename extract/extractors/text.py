@@ -9,6 +9,8 @@ from typing import ClassVar
 
 import numpy as np
 
+from ebmc.store.fingerprint import update_from_file
+
 from .base import ExtractionError, Extractor, Result, Segment, tool_versions
 
 log = logging.getLogger(__name__)
@@ -42,9 +44,7 @@ def model_digest(path: Path) -> str:
         f = path / name
         if f.is_file():
             h.update(name.encode() + b"\0")
-            with open(f, "rb") as fh:
-                while block := fh.read(1 << 20):
-                    h.update(block)
+            update_from_file(h, f)
     return h.hexdigest()[:16]
 
 

@@ -1,16 +1,16 @@
 """Vision extractor: reads OpenFace 2.0 FeatureExtraction CSVs (AU intensity/presence, head pose, gaze) onto the sampling grid."""
 from __future__ import annotations
 
-import logging
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
 from ..media import resolve_span
 from .base import ExtractionError, Extractor, Result, Segment
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:  # pandas loads only when a CSV is read
+    import pandas as pd
 
 AU_R = [f"AU{n:02d}_r" for n in (1, 2, 4, 5, 6, 7, 9, 10, 12, 14, 15, 17, 20, 23, 25, 26, 45)]
 AU_C = [f"AU{n:02d}_c" for n in (1, 2, 4, 5, 6, 7, 9, 10, 12, 14, 15, 17, 20, 23, 25, 26, 28, 45)]
@@ -20,13 +20,13 @@ COLUMNS = AU_R + AU_C + POSE + GAZE
 FEATURES = COLUMNS + ["face_presence"]
 
 
-def read_openface_csv(path: Path):
+def read_openface_csv(path: Path) -> pd.DataFrame:
     """An OpenFace FeatureExtraction CSV as a DataFrame (its headers carry leading spaces)."""
     import pandas as pd
     return pd.read_csv(path, skipinitialspace=True)
 
 
-def table_to_result(table, start: float, end: float, fps: float, min_confidence: float, where: str) -> Result:
+def table_to_result(table: pd.DataFrame, start: float, end: float, fps: float, min_confidence: float, where: str) -> Result:
     """Sample an OpenFace table at ``fps`` inside [start, end) seconds of its ``timestamp`` column.
 
     Each grid time takes the nearest row within one OpenFace frame; a grid time with no such row,

@@ -1,15 +1,15 @@
 """Vision extractor: py-feat's detector (20 AU intensities, 7 emotions, head pose) adapted to per-frame rows."""
 from __future__ import annotations
 
-import logging
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
 from ..media import decode_frames
 from .base import Extractor, Result, Segment
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:  # a py-feat result table; pandas comes with py-feat
+    import pandas as pd
 
 # py-feat's result-table column names (feat.pretrained.AU_LANDMARK_MAP["Feat"],
 # feat.utils.FEAT_EMOTION_COLUMNS, FEAT_FACEPOSE_COLUMNS_3D), copied so the adapter works
@@ -28,7 +28,7 @@ INSTALL_HELP = (
     "weights from the Hugging Face hub into HF_HOME; or use --vision.backend mediapipe")
 
 
-def table_to_result(table, timestamps: np.ndarray, min_confidence: float) -> Result:
+def table_to_result(table: pd.DataFrame, timestamps: np.ndarray, min_confidence: float) -> Result:
     """Adapt a py-feat result table to one row per sampled frame.
 
     ``table`` has a ``frame`` column (index into the K sampled frames) and the COLUMNS; frames

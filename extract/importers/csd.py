@@ -17,6 +17,7 @@ import io
 import json
 import logging
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -37,7 +38,7 @@ MOSEI_LABEL_NAMES = ("sentiment", "happy", "sad", "anger", "surprise", "disgust"
 
 
 @contextlib.contextmanager
-def quiet_sdk():
+def quiet_sdk() -> Iterator[io.StringIO]:
     """Keep mmsdk's coloured logs (stdout) and progress bars (stderr) out of our output; they go to
     the debug log instead."""
     buffer = io.StringIO()

@@ -41,6 +41,11 @@ ID_SEPARATOR = "$_$"  # MMSA ids are "<video id>$_$<clip id>"
 KNOWN_HASHES: dict[str, str] = {}
 
 
+def video_of(utterance_id: str) -> str:
+    """The video part of an utterance id: before MMSA's ``$_$`` and before a segment index ``[k]`` (MulT, CSD)."""
+    return utterance_id.split(ID_SEPARATOR)[0].split("[")[0]
+
+
 def _shape(x: Any) -> tuple:
     return tuple(np.shape(x))
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -18,6 +19,7 @@ from ebmc.store import MODALITIES, SPLITS, ModalityData, open_store, write_store
 from ebmc.store.errors import raise_if
 from ebmc.store.fingerprint import file_sha256
 
+from .mmsa import video_of
 from .unpickle import restricted_load
 
 VERSION = 1
@@ -28,12 +30,12 @@ IEMOCAP_EMOTIONS = ("neutral", "happy", "sad", "angry")
 def _ids(raw: np.ndarray) -> tuple[list[str], list[str]]:
     """Utterance and video ids from MulT's ``id``: ``(N,)`` strings, or ``(N, k)`` rows whose first
     entry is the video id (the rest, e.g. segment bounds, completes the utterance id)."""
-    def text(v) -> str:
+    def text(v: bytes | str) -> str:
         return v.decode() if isinstance(v, bytes) else str(v)
     raw = np.asarray(raw)
     if raw.ndim == 1:
         ids = [text(v) for v in raw]
-        return ids, [i.split("$_$")[0].split("[")[0] for i in ids]
+        return ids, [video_of(i) for i in ids]
     rows = [[text(v) for v in row] for row in raw.reshape(len(raw), -1)]
     return ["_".join(r) for r in rows], [r[0] for r in rows]
 
@@ -53,7 +55,7 @@ def _label_problems(labels: np.ndarray, here: str) -> list[str]:
     return problems
 
 
-def check_mult(data, where: str) -> list[str]:
+def check_mult(data: Any, where: str) -> list[str]:
     """Every problem of a loaded MulT pickle, each naming split, key or sample; [] when valid."""
     if not isinstance(data, dict):
         return [f"{where}: top level is a {type(data).__name__}; a MulT pickle is a dict of splits {SPLITS}"]
