@@ -24,6 +24,9 @@ LABELS: dict[str, str] = {
     "emc_no_norm": "w/o ||z_m||^2", "emc_no_task": "w/o l_m", "emc_no_uncertainty": "w/o u_m",
 }
 
+# The rows of the paper's ablation tables: Table 4 (modules) and Table 7 (EMC energy terms).
+MODULE_ABLATIONS = ("full", "no_msd", "no_cce", "no_emc", "no_imtd")
+EMC_ABLATIONS = ("full", "emc_no_norm", "emc_no_task", "emc_no_uncertainty")
 
 # Sensitivity study (Fig. 6): an override "<weight>=<value>" sets loss.<weight>. The paper does not
 # list its grid; the "sensitivity" preset is ours: every weight at each of SWEEP_VALUES.

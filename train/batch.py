@@ -60,13 +60,6 @@ class Batch:
                      None if self.y is None else self.y.to(device), self.index.to(device),
                      None if self.token_ids is None else self.token_ids.to(device))
 
-    def select(self, rows: Tensor) -> "Batch":
-        """The sub-batch of ``rows`` (a (b,) long or (B,) bool tensor)."""
-        pick = lambda d: {k: v[rows] for k, v in d.items()}  # noqa: E731
-        return Batch(pick(self.x), pick(self.mask), pick(self.present),
-                     None if self.y is None else self.y[rows], self.index[rows],
-                     None if self.token_ids is None else self.token_ids[rows])
-
     def without(self, modality: str, rows: Tensor | None = None) -> "Batch":
         """A copy where ``modality`` is absent (for ``rows``, a (B,) bool tensor, or all samples)."""
         rows = torch.ones(self.size, dtype=torch.bool, device=self.index.device) if rows is None else rows

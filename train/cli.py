@@ -11,7 +11,7 @@ from pathlib import Path
 from ebmc.store import StoreError
 from ebmc.store.flags import add_dataclass_flags, dataclass_from_args
 from ebmc.train.ablations import ABLATIONS, PRESETS, SWEEP_WEIGHTS, expand_names
-from ebmc.train.config import SECTIONS, RunConfig, from_dict
+from ebmc.train.config import SECTIONS, RunConfig, from_dict, section_values
 from ebmc.train.protocols.config import PROTOCOLS, ProtocolConfig, resolve_names
 
 DEFAULT_SEEDS = (1111, 1112, 1113, 1114, 1115)
@@ -73,12 +73,10 @@ def resolve_config(args: argparse.Namespace) -> tuple[RunConfig, dict]:
 
 def protocol_config(args: argparse.Namespace, toml_section: dict) -> ProtocolConfig:
     """The ProtocolConfig: defaults < the TOML's [protocol] section < ``--protocol.*`` flags."""
-    known = {f.name for f in dataclasses.fields(ProtocolConfig)}
-    unknown = [f"unknown setting protocol.{k}; valid: {', '.join(sorted(known))}" for k in toml_section if k not in known]
+    values, unknown = section_values("protocol", ProtocolConfig, toml_section)
     if unknown:
         raise ValueError("invalid run config:\n" + "\n".join(f"  - {p}" for p in unknown))
-    base = ProtocolConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in toml_section.items()})
-    return dataclass_from_args(args, "protocol", base)
+    return dataclass_from_args(args, "protocol", ProtocolConfig(**values))
 
 
 def main(argv: list[str] | None = None) -> int:

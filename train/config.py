@@ -141,6 +141,14 @@ def to_dict(cfg: RunConfig) -> dict:
     return dataclasses.asdict(cfg)
 
 
+def section_values(name: str, cls: type, values: dict) -> tuple[dict, list[str]]:
+    """The fields of dataclass ``cls`` in one config section (JSON / TOML lists as tuples), and one
+    problem per unknown key, naming it and the valid ones."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    problems = [f"unknown setting {name}.{k}; valid: {', '.join(sorted(known))}" for k in values if k not in known]
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if k in known}, problems
+
+
 def from_dict(raw: dict) -> RunConfig:
     """Inverse of ``to_dict``; unknown keys are an error naming them (a file from another version)."""
     problems, sections = [], {}
@@ -148,10 +156,8 @@ def from_dict(raw: dict) -> RunConfig:
         if key not in SECTIONS and key != "ablation":
             problems.append(f"unknown section {key!r}; valid: {', '.join(SECTIONS)}, ablation")
     for name, cls in SECTIONS.items():
-        values = dict(raw.get(name, {}))
-        known = {f.name for f in dataclasses.fields(cls)}
-        problems += [f"unknown setting {name}.{k}; valid: {', '.join(sorted(known))}" for k in values if k not in known]
-        sections[name] = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if k in known}
+        sections[name], unknown = section_values(name, cls, dict(raw.get(name, {})))
+        problems += unknown
     if problems:
         raise ValueError("invalid run config:\n" + "\n".join(f"  - {p}" for p in problems))
     return RunConfig(**{name: SECTIONS[name](**values) for name, values in sections.items()},

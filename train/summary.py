@@ -8,14 +8,13 @@ from pathlib import Path
 import pandas as pd
 
 from ebmc.store import atomic
-from ebmc.train.ablations import ABLATIONS, LABELS
+from ebmc.train.ablations import ABLATIONS, EMC_ABLATIONS, LABELS, MODULE_ABLATIONS
+from ebmc.train.report.tables import display_scale
 
 # Paper layouts: Table 1 (main results), Table 4 (module ablations), Table 7 (EMC energy terms).
 TABLE1 = [("Acc-2", ("acc2_has0", "acc2_non0")), ("F1", ("f1_has0", "f1_non0")), ("Acc-7", ("acc7",)),
           ("Corr", ("corr",)), ("MAE", ("mae",))]
-TABLE4_ROWS = ("full", "no_msd", "no_cce", "no_emc", "no_imtd")
 TABLE4 = [("Acc-2", ("acc2_has0", "acc2_non0")), ("F1", ("f1_has0", "f1_non0"))]
-TABLE7_ROWS = ("full", "emc_no_norm", "emc_no_task", "emc_no_uncertainty")
 TABLE7 = [("F1", ("f1_has0", "f1_non0")), ("Acc-7", ("acc7",)), ("MAE", ("mae",))]
 LOWER_IS_BETTER = {"mae"}
 
@@ -52,7 +51,7 @@ def _cell(stats: pd.DataFrame, dataset: str, ablation: str, metrics: tuple[str, 
         if row.empty:
             return "-"
         mean, std = float(row["mean"].iloc[0]), float(row["std"].iloc[0])
-        scale, digits = (1.0, 3) if metric in ("corr", "mae") else (100.0, 2)
+        scale, digits = display_scale(metric)
         text = f"{mean * scale:.{digits}f}"
         parts.append(text if math.isnan(std) else f"{text} ± {std * scale:.{digits}f}")
     return "/".join(parts)
@@ -89,8 +88,8 @@ def render_markdown(stats: pd.DataFrame) -> str:
              "as has-0/non-0.", ""]
     regression = sorted(stats.loc[stats.task == "regression", "dataset"].unique())
     lines += _table(stats, "Table 1 layout: main results", regression, ["full"], TABLE1)
-    lines += _table(stats, "Table 4 layout: module ablations", regression, TABLE4_ROWS, TABLE4, min_rows=2)
-    lines += _table(stats, "Table 7 layout: EMC energy terms", regression, TABLE7_ROWS, TABLE7, min_rows=2)
+    lines += _table(stats, "Table 4 layout: module ablations", regression, MODULE_ABLATIONS, TABLE4, min_rows=2)
+    lines += _table(stats, "Table 7 layout: EMC energy terms", regression, EMC_ABLATIONS, TABLE7, min_rows=2)
     # loss-weight sweeps and other overrides beyond the paper's ablations, next to the full model
     others = sorted(set(stats.ablation) - set(ABLATIONS))
     if others:

@@ -38,18 +38,18 @@ class ModelConfig:
         problems = []
         for name in ("hidden_dim", "max_steps", "encoder_layers", "encoder_heads", "encoder_ff_mult"):
             if getattr(self, name) < 1:
-                problems.append(f"model.{name} = {getattr(self, name)}: must be >= 1")
+                problems.append(f"--model.{name} = {getattr(self, name)}: must be >= 1")
         if self.encoder_heads >= 1 and self.hidden_dim % self.encoder_heads:
-            problems.append(f"model.hidden_dim = {self.hidden_dim} is not divisible by model.encoder_heads = "
+            problems.append(f"--model.hidden_dim = {self.hidden_dim} is not divisible by --model.encoder_heads = "
                             f"{self.encoder_heads}: pick heads that divide the width")
         if not 0.0 <= self.dropout < 1.0:
-            problems.append(f"model.dropout = {self.dropout}: must be in [0, 1)")
+            problems.append(f"--model.dropout = {self.dropout}: must be in [0, 1)")
         for name in ("tau", "imtd_tau"):
             if getattr(self, name) <= 0:
-                problems.append(f"model.{name} = {getattr(self, name)}: a temperature must be > 0")
+                problems.append(f"--model.{name} = {getattr(self, name)}: a temperature must be > 0")
         for name in ("cce_noise_std", "emc_a", "emc_b", "emc_c", "emc_delta"):
             if getattr(self, name) < 0:
-                problems.append(f"model.{name} = {getattr(self, name)}: must be >= 0")
+                problems.append(f"--model.{name} = {getattr(self, name)}: must be >= 0")
         if problems:
             raise ValueError("invalid ModelConfig:\n" + "\n".join(f"  - {p}" for p in problems))
 
@@ -67,7 +67,7 @@ class LossConfig:
     cce_task_weight: float = setting(1.0, "weight of the task loss of f(z~_m, z_-m) inside L_CCE (Eq. 7)")
 
     def __post_init__(self) -> None:
-        problems = [f"loss.{f.name} = {getattr(self, f.name)}: must be >= 0"
+        problems = [f"--loss.{f.name} = {getattr(self, f.name)}: must be >= 0"
                     for f in dataclasses.fields(self) if getattr(self, f.name) < 0]
         if problems:
             raise ValueError("invalid LossConfig:\n" + "\n".join(f"  - {p}" for p in problems))

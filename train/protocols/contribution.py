@@ -6,13 +6,14 @@ from typing import Callable
 import numpy as np
 import torch
 
+from ..data import Data
 from ..loop import predict
 from .missing import Transform, keep_only
 
 MetricsUnder = Callable[[Transform | None], dict[str, float]]
 
 
-def modality_contribution(model: torch.nn.Module, data, split: str, batch_size: int,
+def modality_contribution(model: torch.nn.Module, data: Data, split: str, batch_size: int,
                           metrics_under: MetricsUnder) -> dict:
     """Contribution of each of ``model.modalities`` on ``split``.
 
@@ -39,7 +40,7 @@ def modality_contribution(model: torch.nn.Module, data, split: str, batch_size: 
     }
 
 
-def fused_embedding(model: torch.nn.Module, data, split: str, batch_size: int, max_points: int, seed: int) -> dict:
+def fused_embedding(model: torch.nn.Module, data: Data, split: str, batch_size: int, max_points: int, seed: int) -> dict:
     """Fused representations (Fig. 3): at most ``max_points`` rows of the fusion head's hidden
     layer ``fused`` (N, H) with their labels; a seeded subsample (in table order) when N is larger."""
     out = predict(model, data.batches(split, batch_size))

@@ -8,6 +8,7 @@ that made the features, so the context of every token changes as it would with r
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 from typing import Callable, Sequence
@@ -30,7 +31,7 @@ Reencoder = Callable[[Tensor, Tensor], Tensor]
 def _zero_steps(batch: Batch, modality: str, drop: Tensor) -> Batch:
     x = dict(batch.x)
     x[modality] = batch.x[modality].masked_fill(drop[..., None], 0.0)
-    return Batch(x, batch.mask, batch.present, batch.y, batch.index, batch.token_ids)
+    return dataclasses.replace(batch, x=x)
 
 
 def frame_drop(rate: float, seed: int, text_mode: str = "zero", reencode: Reencoder | None = None) -> Transform:
@@ -70,7 +71,7 @@ def _unk_text(batch: Batch, drop: Tensor, reencode: Reencoder) -> Batch:
     x = dict(batch.x)
     # absent texts stay absent: no valid step, so nothing to re-encode
     x["text"] = torch.where(valid[..., None], feats, torch.zeros_like(feats))
-    return Batch(x, batch.mask, batch.present, batch.y, batch.index, batch.token_ids)
+    return dataclasses.replace(batch, x=x)
 
 
 class _TextModel:

@@ -10,6 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from ..ablations import SWEEP_WEIGHTS  # noqa: E402
 from .collect import Group  # noqa: E402
 from .tables import F1_KEY, display_scale, header, mean_std, row_label  # noqa: E402
 from .tsne import tsne  # noqa: E402
@@ -18,8 +19,7 @@ from .tsne import tsne  # noqa: E402
 CURVE_KEYS = {"regression": ("f1_non0", "acc7", "corr", "mae"),
               "classification": ("f1_weighted", "acc", "ua"), "multilabel": ("f1_mean", "acc_mean")}
 #: Sensitivity sweeps (Fig. 6) are runs whose ablation is named ``<weight>=<value>``, e.g. ``beta=0.05``.
-SWEEP = re.compile(r"^(beta|gamma|eta|zeta)=")
-SWEEP_PARAMS = ("beta", "gamma", "eta", "zeta")
+SWEEP = re.compile(rf"^({'|'.join(SWEEP_WEIGHTS)})=")
 
 
 def _save(fig, path: Path) -> Path:
@@ -134,7 +134,7 @@ def sensitivity_figure(groups: list[Group], path: Path, comparison: bool) -> Pat
     base = [g for g in groups if g.ablation == "full" and g.results("full")]
     task = sweeps[0].results("full")[0]["task"]
     keys = [k for k in CURVE_KEYS[task] if k in sweeps[0].results("full")[0]["metrics"]]
-    params = [p for p in SWEEP_PARAMS if any(g.ablation.startswith(p + "=") for g in sweeps)]
+    params = [p for p in SWEEP_WEIGHTS if any(g.ablation.startswith(p + "=") for g in sweeps)]
     fig, axes = plt.subplots(len(keys), len(params), figsize=(3.4 * len(params), 2.6 * len(keys)), squeeze=False)
     sources = sorted({g.source for g in sweeps})
     for j, p in enumerate(params):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
-from ..ablations import LABELS
+from ..ablations import EMC_ABLATIONS, LABELS, MODULE_ABLATIONS
 from .collect import Group
 
 # Display of every metric ebmc.train.metrics writes: (header, scale, decimals). Accuracies and F1
@@ -25,8 +25,6 @@ F1_KEY = {"regression": "f1_non0", "classification": "f1_weighted", "multilabel"
 #: Columns of the ablation tables, per task, when present in the results.
 ABLATION_KEYS = ("acc2_has0", "acc2_non0", "f1_has0", "f1_non0", "acc", "f1_weighted", "acc_mean", "f1_mean")
 EMC_KEYS = ("f1_has0", "f1_non0", "acc7", "mae", "f1_weighted", "acc", "f1_mean")
-MODULE_ABLATIONS = ("full", "no_msd", "no_cce", "no_emc", "no_imtd")
-EMC_ABLATIONS = ("full", "emc_no_norm", "emc_no_task", "emc_no_uncertainty")
 SHORT = {"text": "T", "audio": "A", "vision": "V"}
 
 
