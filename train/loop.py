@@ -202,6 +202,11 @@ def train(cfg: RunConfig, data: Data, state: TrainState | None = None,
     epochs = {1: t.stage1_epochs, 2: t.stage2_epochs}
     generator = torch.Generator().manual_seed(t.seed)
     model = build_model(cfg, data)
+    # an unknown --train.select_metric fails here, before any training (the model is in eval mode: no RNG draws)
+    known = evaluate(model, data, "valid", stage=1, batch_size=t.eval_batch_size)
+    if key not in known:
+        raise ValueError(f"--train.select_metric = {key}: not a {data.task.kind} metric; choose "
+                         f"from {', '.join(sorted(_scalars(known)))}")
     if state is None:
         state = _fresh_stage(1, model, _optimizer(model, cfg, 1), None, [], _rng_state(generator))
     bar = _progress_bar(progress, epochs, state)
@@ -222,9 +227,6 @@ def train(cfg: RunConfig, data: Data, state: TrainState | None = None,
                 start = time.perf_counter()
                 train_terms = _train_epoch(model, data, cfg, stage, optimizer, teacher, generator)
                 valid = evaluate(model, data, "valid", stage=stage, batch_size=t.eval_batch_size)
-                if key not in valid:
-                    raise ValueError(f"--train.select_metric = {key}: not a {data.task.kind} metric; choose "
-                                     f"from {', '.join(sorted(_scalars(valid)))}")
                 score = float(valid[key])
                 state.epoch += 1
                 if _better(score, state.best_score, mode) or state.epoch == 1:

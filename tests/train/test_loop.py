@@ -119,6 +119,15 @@ def test_patience_stops_a_stage_early(store, monkeypatch):
     assert len(stage1) == 2  # epoch 1 is the best, epoch 2 is one stale epoch: patience 1 ends the stage
 
 
+def test_unknown_select_metric_fails_before_training(store):
+    data = load_data(store, DataConfig(), "cpu")
+    cfg = dataclasses.replace(TINY, train=dataclasses.replace(TINY.train, select_metric="accuracy"))
+    epochs = []
+    with pytest.raises(ValueError, match=r"--train.select_metric = accuracy: not a regression metric; choose from .*mae"):
+        train(cfg, data, progress=False, on_epoch=epochs.append)
+    assert epochs == []
+
+
 def test_two_modality_store_trains(tmp_path):
     root = tiny_store(tmp_path / "ta", modalities=("text", "audio"))
     data = load_data(root, DataConfig(), "cpu")

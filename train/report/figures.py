@@ -10,6 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from ebmc.store import StoreError  # noqa: E402
 from ..ablations import SWEEP_WEIGHTS  # noqa: E402
 from .collect import Group  # noqa: E402
 from .tables import F1_KEY, display_scale, header, mean_std, row_label  # noqa: E402
@@ -73,6 +74,10 @@ def embedding_figure(groups: list[Group], path: Path, comparison: bool) -> Path 
     if not have:
         return None
     fig, axes = plt.subplots(1, len(have), figsize=(3.8 * len(have), 3.5), squeeze=False)
+    small = [f"{g.source}/{g.dataset}/{g.ablation}: {len(res['fused'])} fused vectors" for g, res in have if len(res["fused"]) < 3]
+    if small:
+        raise StoreError("Fig. 3 (t-SNE) needs at least 3 evaluated utterances per model",
+                         small + ["evaluate the runs on a larger split (--protocol.split) and rerun --protocols embedding"])
     for ax, (g, res) in zip(axes[0], have):
         xy = tsne(np.asarray(res["fused"]), seed=0)
         label = np.asarray(res["label"], dtype=np.float64)
