@@ -14,6 +14,7 @@ from ebmc.store.errors import raise_if
 from ebmc.store.schema import MODALITIES, SPLITS
 from ebmc.train.batch import Batch, TaskSpec
 from ebmc.train.config import DataConfig
+from ebmc.train.model.ebmc import MIN_STD
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +163,7 @@ class Data:
             mu = total / max(count, 1)
             sd = (square / max(count, 1) - mu.square()).clamp_min(0).sqrt()
             # constant (or never observed) features would divide by zero: leave them unscaled
-            std[m] = torch.where(sd > 1e-6, sd, torch.ones_like(sd)).float().to(self.device)
+            std[m] = torch.where(sd > MIN_STD, sd, torch.ones_like(sd)).float().to(self.device)
             mean[m] = mu.float().to(self.device)
         return mean, std
 
