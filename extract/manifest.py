@@ -10,6 +10,7 @@ the formats.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import logging
 import os
 from pathlib import Path
@@ -19,12 +20,14 @@ import pandas as pd
 
 from ebmc.store import StoreError
 from ebmc.store.errors import raise_if
-from ebmc.store.schema import ID_COLUMN, validate_utterances
+from ebmc.store.schema import ID_COLUMN, dataset_name_problems, validate_utterances
 
 log = logging.getLogger(__name__)
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".flv")
 MMSA_COLUMNS = ("video_id", "clip_id", "label", "mode")
+# Columns with a meaning (manifests/README.md); any other column is kept as is in the utterance table.
+KNOWN_COLUMNS = (ID_COLUMN, "video", "start", "end", "transcript", "transcript_file", "split", "label")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,6 +72,7 @@ def load_manifest(root: str | Path, manifest: str | Path | None = None, dataset:
     if not root.is_dir():
         raise StoreError(f"{root}: videos folder not found; give the folder that holds the videos (and Raw/ for MMSA)")
     dataset = dataset or root.resolve().name
+    raise_if(dataset_name_problems(dataset, "--dataset"), "unusable dataset name")
     if manifest is None:
         if (root / "label.csv").is_file():
             log.info("%s: found label.csv, reading it as an MMSA label file", root)
@@ -107,6 +111,21 @@ def _inside(root: Path, rel: str) -> Path | None:
     joined = os.path.normpath(os.path.join(os.path.abspath(root), rel))
     base = os.path.abspath(root)
     return Path(joined) if joined == base or joined.startswith(base + os.sep) else None
+
+
+def _look_alike_columns(columns, where: str) -> list[str]:
+    """Unknown columns that look like a missing known one (``strat``, ``Start``): kept silently,
+    they would change what is extracted (the whole file instead of the span), so each is an error."""
+    problems = []
+    for col in map(str, columns):
+        if col in KNOWN_COLUMNS or col.startswith("label_"):
+            continue
+        absent = [k for k in KNOWN_COLUMNS if k not in columns]
+        close = difflib.get_close_matches(col.strip().lower(), absent, n=1, cutoff=0.75)
+        if close:
+            problems.append(f"{where}: column {col!r} is not a manifest column but looks like {close[0]!r}; "
+                            f"rename it to {close[0]!r} (or to something unlike it to keep it as an extra column)")
+    return problems
 
 
 def _span(row: pd.Series, i: int, uid: str, where: str, problems: list[str]) -> tuple[float | None, float | None]:
@@ -171,6 +190,7 @@ def _from_table(root: Path, path: Path, table: pd.DataFrame, dataset: str) -> Ma
     for col in (ID_COLUMN, "video"):
         if col not in table.columns:
             problems.append(f"{where}: missing column {col!r}; a manifest needs utterance_id and video (see manifests/README.md)")
+    problems += _look_alike_columns(table.columns, where)
     raise_if(problems, f"invalid manifest {where}")
     if "transcript" in table.columns and "transcript_file" in table.columns:
         both = [i for i in range(len(table)) if not _blank(table.at[i, "transcript"]) and not _blank(table.at[i, "transcript_file"])]

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 from .errors import StoreError, raise_if
 from .fingerprint import ids_digest
 from .schema import (ID_COLUMN, MANIFEST_FILE, MODALITIES, SCHEMA_VERSION, SPLITS, STATUSES,
-                     STORE_FILE)
+                     STORE_FILE, dataset_name_problems)
 
 _FIX_VERSION = ("re-create it with this ebmc (ebmc-import / ebmc-extract into a new folder), "
                 "or install the ebmc release that wrote it")
@@ -159,6 +159,9 @@ class Store:
         self.root = root
         self.meta = meta
         self.dataset: str = meta["dataset"]
+        # the name becomes a folder of the runs: a tampered store.json must not write outside --out
+        raise_if(dataset_name_problems(self.dataset, str(path)),
+                 f"feature store {root} is damaged")
         self.task: str | None = meta["task"]
         self.label_columns: list[str] = list(meta["label_columns"])
         self.classes: list[str] | None = meta["classes"]

@@ -1,6 +1,8 @@
 """Schema version 1 of the feature store: names, constants and validation of the utterance table."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 
@@ -12,6 +14,18 @@ STATUSES = ("ok", "absent", "failed")
 STORE_FILE = "store.json"
 MANIFEST_FILE = "manifest.json"
 ID_COLUMN = "utterance_id"
+
+
+# A dataset name becomes a folder under --out (store) and under the runs folder: one safe path component.
+_DATASET_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+
+
+def dataset_name_problems(name: object, where: str) -> list[str]:
+    """Why ``name`` is not a usable dataset name (a single safe path component); [] when it is."""
+    if isinstance(name, str) and _DATASET_NAME.fullmatch(name) and ".." not in name and len(name) <= 128:
+        return []
+    return [f"{where}: dataset name {name!r} is not a single folder name; use letters, digits, '-', '_' and '.' "
+            "(not starting with '.' or '-', no '..', at most 128 characters), e.g. --dataset mosi"]
 
 
 def length_column(modality: str) -> str:
@@ -65,6 +79,11 @@ def validate_utterances(table: pd.DataFrame, task: str | None, label_columns: li
         if nan.any():
             rows = np.flatnonzero(nan)[:10].tolist()
             problems.append(f"{where}: label column {col!r} is NaN or not numeric in {int(nan.sum())} rows: rows {rows} (first id {ids.iloc[rows[0]]!r}); fix or drop those rows")
+            continue
+        inf = np.isinf(values.to_numpy(np.float64))
+        if inf.any():
+            rows = np.flatnonzero(inf)[:10].tolist()
+            problems.append(f"{where}: label column {col!r} is infinite in {int(inf.sum())} rows: rows {rows} (first id {ids.iloc[rows[0]]!r}); give finite labels or drop those rows")
             continue
         if task == "classification":
             k = len(classes or [])

@@ -23,7 +23,8 @@ from . import atomic
 from .errors import StoreError, raise_if
 from .fingerprint import fingerprint, ids_digest
 from .schema import (ID_COLUMN, MANIFEST_FILE, MODALITIES, SCHEMA_VERSION, STATUSES, STORE_FILE,
-                     check_modality, length_column, status_column, validate_utterances)
+                     check_modality, dataset_name_problems, length_column, status_column,
+                     validate_utterances)
 
 log = logging.getLogger(__name__)
 
@@ -208,6 +209,7 @@ def commit_store(root: str | Path, *, dataset: str, task: str | None, utterances
     label_columns = list(label_columns) if task is not None else []
     table = utterances.reset_index(drop=True).copy()
     problems = validate_utterances(table, task, label_columns, list(classes) if classes else None, f"{root}")
+    problems += dataset_name_problems(dataset, str(root))
     if not feature_sets:
         problems.append(f"{root}: no modality given; a store needs at least one of {', '.join(MODALITIES)}")
     ids = table[ID_COLUMN].astype(str).tolist() if ID_COLUMN in table.columns else []
@@ -277,6 +279,7 @@ def write_store(root: str | Path, *, dataset: str, task: str | None, utterances:
     root = Path(root)
     table = utterances.reset_index(drop=True)
     problems = validate_utterances(table, task, list(label_columns) if task else [], list(classes) if classes else None, str(root))
+    problems += dataset_name_problems(dataset, str(root))
     raise_if(problems, f"cannot write the feature store {root}")
     ids = table[ID_COLUMN].astype(str).tolist()
     fps = {m: write_feature_set(root, m, ids, data) for m, data in features.items()}

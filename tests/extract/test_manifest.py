@@ -131,3 +131,15 @@ def test_empty_folder_and_missing_files_say_how_to_fix(tmp_path):
         load_manifest(tmp_path, tmp_path / "nope.csv")
     with pytest.raises(StoreError, match="videos folder not found"):
         load_manifest(tmp_path / "nope")
+
+
+@pytest.mark.parametrize("column, known", [("strat", "start"), ("End", "end"), ("transcipt", "transcript")])
+def test_unknown_column_that_looks_like_a_known_one_is_an_error(tmp_path, column, known):
+    text = f"utterance_id,video,{column},label,split\na,one.mp4,1.0,0.5,train\n"
+    with pytest.raises(StoreError, match=f"column '{column}' is not a manifest column but looks like '{known}'"):
+        load_manifest(tmp_path, write(tmp_path / "m.csv", text), dataset="d")
+
+
+def test_unlike_extra_columns_are_kept(tmp_path):
+    m = load_manifest(tmp_path, write(tmp_path / "m.csv", GOOD.replace("speaker", "speaker_name")), dataset="d")
+    assert "speaker_name" in m.table.columns
