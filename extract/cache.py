@@ -110,37 +110,54 @@ def write_failure(folder: Path, key: str, reason: str, retry: bool = False) -> N
     atomic.write_json(folder / f"{key}.failed.json", {"reason": reason, "retry": retry})
 
 
-def has_result(folder: Path, key: str) -> bool:
-    return (folder / f"{key}.npz").exists()
+def _set_aside(path: Path, error: Exception) -> None:
+    """Move an unreadable entry out of the way (``<name>.damaged``), so its key counts as missing and is
+    extracted again; the file is kept for inspection and the warning is logged once, here."""
+    log.warning("%s: unreadable cache entry (%s: %s); moved aside to %s.damaged and extracted again",
+                path, type(error).__name__, error, path.name)
+    try:
+        os.replace(path, path.with_name(path.name + ".damaged"))
+    except FileNotFoundError:  # another shard set it aside first
+        pass
 
 
-def final_failure(folder: Path, key: str) -> str | None:
-    """The reason ``key`` failed because of its input (a rerun skips it), else None."""
-    failed = folder / f"{key}.failed.json"
-    if not failed.exists():
-        return None
-    record = json.loads(failed.read_text())
-    return None if record.get("retry", True) else record["reason"]
+def _read_result(path: Path) -> Result:
+    with np.load(path, allow_pickle=False) as z:
+        extras = {name[len(_EXTRA):]: z[name] for name in z.files if name.startswith(_EXTRA)}
+        return Result(values=z["values"], timestamps=z["timestamps"],
+                      frame_mask=z["frame_mask"] if "frame_mask" in z.files else None,
+                      extras=extras, status=str(z["status"]))
 
 
-def read_entry(folder: Path, key: str) -> Result | ExtractionError | None:
-    """The cached Result, the recorded ExtractionError, or None when ``key`` was never extracted."""
+def _read_failure(path: Path) -> dict:
+    record = json.loads(path.read_text())
+    if not isinstance(record, dict) or not isinstance(record.get("reason"), str):
+        raise ValueError("not a failure record")
+    return record
+
+
+def read_entry(folder: Path, key: str, *, retry_run_failures: bool = False) -> Result | ExtractionError | None:
+    """The cached Result, the recorded ExtractionError, or None when ``key`` is to be extracted.
+
+    None means never extracted, unreadable (set aside, see ``_set_aside``) or, with
+    ``retry_run_failures``, a failure of the run itself (``retry``), which extraction repeats.
+    """
     path = folder / f"{key}.npz"
     if path.exists():
         try:
-            with np.load(path, allow_pickle=False) as z:
-                extras = {name[len(_EXTRA):]: z[name] for name in z.files if name.startswith(_EXTRA)}
-                return Result(values=z["values"], timestamps=z["timestamps"],
-                              frame_mask=z["frame_mask"] if "frame_mask" in z.files else None,
-                              extras=extras, status=str(z["status"]))
-        except (OSError, ValueError, KeyError) as e:
-            # only a disk fault gets here (writes are atomic); extracting again repairs it
-            log.warning("%s: damaged cache entry (%s); deleting it so it is extracted again", path, e)
-            path.unlink(missing_ok=True)
-            return None
+            return _read_result(path)
+        except Exception as e:  # noqa: BLE001 - any unreadable entry (BadZipFile, truncated array, ...) is missing
+            _set_aside(path, e)
     failed = folder / f"{key}.failed.json"
     if failed.exists():
-        return ExtractionError(json.loads(failed.read_text())["reason"])
+        try:
+            record = _read_failure(failed)
+        except (OSError, ValueError) as e:
+            _set_aside(failed, e)
+            return None
+        if retry_run_failures and record.get("retry", True):
+            return None
+        return ExtractionError(record["reason"])
     return None
 
 

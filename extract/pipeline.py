@@ -115,12 +115,12 @@ def _plan(manifest: Manifest, store_root: Path, modality: str, config: Any, rows
     jobs = []
     for i, entry in _keys(manifest, rows, modality, extractor, hasher).items():
         item = manifest.items[i]
-        if isinstance(entry, ExtractionError):
-            report.failures.append((_file_of(item, modality), item.utterance_id, entry.reason))
-        elif cache.has_result(folder, entry[1]):
+        # reading the entry (not just finding it) sets an unreadable one aside, so it is extracted again
+        cached = entry if isinstance(entry, ExtractionError) else cache.read_entry(folder, entry[1], retry_run_failures=True)
+        if isinstance(cached, ExtractionError):
+            report.failures.append((_file_of(item, modality), item.utterance_id, cached.reason))
+        elif cached is not None:
             report.cached += 1
-        elif (reason := cache.final_failure(folder, entry[1])) is not None:
-            report.failures.append((_file_of(item, modality), item.utterance_id, reason))
         else:
             if entry[1] not in rows_of:
                 jobs.append(Job(entry[1], entry[0]))
