@@ -8,6 +8,7 @@ A sharded run (``shard=(i, n)``) extracts its block of the manifest only; a late
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 from pathlib import Path
@@ -19,6 +20,7 @@ from tqdm import tqdm
 from ebmc.store import ModalityData, StoreError, commit_store, write_feature_set
 from ebmc.store.errors import raise_if
 from ebmc.store.fingerprint import fingerprint
+from ebmc.store.lock import store_lock
 
 from . import cache
 from .extractors.base import ExtractionError, Result, Segment, make_extractor
@@ -246,16 +248,18 @@ def run(manifest: Manifest, out: str | Path, configs: dict[str, Any], *, workers
         raise StoreError(f"--shard {shard[0]}/{shard[1]}: need 0 <= i < N (shards count from 0)")
     root = Path(out) / manifest.dataset
     root.mkdir(parents=True, exist_ok=True)
-    hasher = cache.MediaHasher(root, tag="main" if shard is None else f"shard{shard[0]}of{shard[1]}")
-    reports: dict[str, ModalityReport] = {}
-    if not commit_only:
-        reports = extract(manifest, root, configs, workers=workers, shard=shard, hasher=hasher)
-    if shard is None:
-        for m, committed in commit(manifest, root, configs, hasher).items():
-            if m in reports:  # the commit knows every failure, including those of earlier runs or shards
-                reports[m].failures, reports[m].absent = committed.failures, committed.absent
-                reports[m].fingerprint = committed.fingerprint
-            else:
-                reports[m] = committed
-    hasher.save()
+    # shards may run side by side (each fills its part of the cache); a whole run owns the store
+    with contextlib.nullcontext() if shard is not None else store_lock(root):
+        hasher = cache.MediaHasher(root, tag="main" if shard is None else f"shard{shard[0]}of{shard[1]}")
+        reports: dict[str, ModalityReport] = {}
+        if not commit_only:
+            reports = extract(manifest, root, configs, workers=workers, shard=shard, hasher=hasher)
+        if shard is None:
+            for m, committed in commit(manifest, root, configs, hasher).items():
+                if m in reports:  # the commit knows every failure, including those of earlier runs or shards
+                    reports[m].failures, reports[m].absent = committed.failures, committed.absent
+                    reports[m].fingerprint = committed.fingerprint
+                else:
+                    reports[m] = committed
+        hasher.save()
     return root, reports

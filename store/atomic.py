@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import uuid
 from pathlib import Path
@@ -95,11 +96,37 @@ def publish_dir(staging: Path, final: Path) -> bool:
     return True
 
 
+_TEMP_PID = re.compile(r"-(\d+)-[0-9a-f]{8}$")  # temp_name's "-<pid>-<uuid>" suffix
+
+
+def _writer_alive(temp: Path) -> bool:
+    """Whether the process that named ``temp`` (see ``temp_name``) still runs on this host."""
+    m = _TEMP_PID.search(temp.name)
+    if m is None:
+        return False
+    pid = int(m.group(1))
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
 def remove_stale_temps(folder: Path) -> None:
-    """Delete ``.tmp-*`` leftovers of killed writers in ``folder`` (not recursive)."""
+    """Delete ``.tmp-*`` leftovers of dead writers in ``folder`` (not recursive).
+
+    A temp whose writer still runs (this process included) is another transaction's file in
+    progress and is left alone.
+    """
     if not folder.is_dir():
         return
     for p in folder.glob(".tmp-*"):
+        if _writer_alive(p):
+            continue
         if p.is_dir():
             shutil.rmtree(p, ignore_errors=True)
         else:

@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 
 from .errors import StoreError, raise_if
 from .fingerprint import ids_digest
+from .lock import LOCK_FILE
 from .schema import (ID_COLUMN, MANIFEST_FILE, MODALITIES, SCHEMA_VERSION, SPLITS, STATUSES,
                      STORE_FILE, dataset_name_problems)
 
@@ -151,7 +152,7 @@ class Store:
         path = root / STORE_FILE
         if not path.exists():
             hint = ("it holds an uncommitted (killed or failed) write; rerun the import or extraction"
-                    if root.is_dir() and any(root.iterdir()) else
+                    if root.is_dir() and any(p.name != LOCK_FILE for p in root.iterdir()) else
                     "point to a folder made by ebmc-import or ebmc-extract, e.g. features/mosi")
             raise StoreError(f"{root} is not a committed feature store (no {STORE_FILE}): {hint}")
         meta = json.loads(path.read_text())

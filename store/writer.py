@@ -5,6 +5,8 @@ Order of a write, so that a killed writer never leaves a readable half state:
    folder is renamed to its fingerprint (``<modality>/<fingerprint>/``);
 2. the utterance table is written under a content-hashed name;
 3. ``store.json`` is replaced atomically: it is the commit point, readers trust only what it lists.
+Each step holds the store's lock (``lock.py``), so a second writer fails at once with the holder's
+name instead of deleting the first one's files.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ import pandas as pd
 from . import atomic
 from .errors import StoreError, raise_if
 from .fingerprint import fingerprint, ids_digest
+from .lock import locked
 from .schema import (ID_COLUMN, MANIFEST_FILE, MODALITIES, SCHEMA_VERSION, STATUSES, STORE_FILE,
                      check_modality, dataset_name_problems, length_column, status_column,
                      validate_utterances)
@@ -127,6 +130,7 @@ def _padded(data: ModalityData, n: int, where: str, problems: list[str]):
     return arrays, lengths, values.shape[2], "padded", [True] * n
 
 
+@locked
 def write_feature_set(root: str | Path, modality: str, ids: Sequence[str], data: ModalityData) -> str:
     """Write one modality's features as a committed feature set; return its fingerprint.
 
@@ -194,6 +198,7 @@ def write_feature_set(root: str | Path, modality: str, ids: Sequence[str], data:
     return fp
 
 
+@locked
 def commit_store(root: str | Path, *, dataset: str, task: str | None, utterances: pd.DataFrame,
                  feature_sets: dict[str, str], label_columns: Sequence[str] = ("label",),
                  classes: Sequence[str] | None = None, source: dict[str, Any] | None = None) -> Path:
@@ -267,6 +272,7 @@ def _lengths_of(folder: Path, manifest: dict) -> np.ndarray:
     return np.load(folder / "lengths.npy")
 
 
+@locked
 def write_store(root: str | Path, *, dataset: str, task: str | None, utterances: pd.DataFrame,
                 features: dict[str, ModalityData], label_columns: Sequence[str] = ("label",),
                 classes: Sequence[str] | None = None, source: dict[str, Any] | None = None) -> Path:
