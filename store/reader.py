@@ -2,18 +2,19 @@
 from __future__ import annotations
 
 import functools
-import json
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .errors import StoreError, raise_if
-from .fingerprint import ids_digest
+from .fingerprint import file_sha256, ids_digest
 from .lock import LOCK_FILE
+from .validate import REBUILD, check_feature_set, read_json
 from .schema import (ID_COLUMN, MANIFEST_FILE, MODALITIES, SCHEMA_VERSION, SPLITS, STATUSES,
                      STORE_FILE, dataset_name_problems)
 
@@ -28,25 +29,20 @@ def _check_version(meta: dict, where: Path) -> None:
                          f"version {SCHEMA_VERSION}: {_FIX_VERSION}")
 
 
-def read_manifest(folder: Path) -> dict:
-    """A feature set's manifest, checked: present, this schema version, every listed array there."""
+def read_manifest(folder: Path, verify: bool = False) -> dict:
+    """A feature set's manifest, checked: present, this schema version, its arrays sound
+    (``validate.check_feature_set``; full content hashes with ``verify``)."""
     folder = Path(folder)
     path = folder / MANIFEST_FILE
     if not path.exists():
         raise StoreError(f"{folder}: no {MANIFEST_FILE}, so this feature set was never committed "
                          "(a killed or failed write); rerun the import or extraction that makes it")
-    manifest = json.loads(path.read_text())
+    manifest = read_json(path)
     _check_version(manifest, path)
-    problems = []
-    for name, spec in manifest["arrays"].items():
-        f = folder / spec["file"]
-        if not f.exists():
-            problems.append(f"{f}: listed in the manifest but missing; rerun the import or extraction")
-            continue
-        arr = np.load(f, mmap_mode="r")
-        if list(arr.shape) != spec["shape"] or str(arr.dtype) != spec["dtype"]:
-            problems.append(f"{f}: shape {arr.shape} {arr.dtype}, manifest says {tuple(spec['shape'])} {spec['dtype']}; the file was changed after commit")
-    raise_if(problems, f"feature set {folder} is damaged")
+    missing = [k for k in ("modality", "fingerprint", "producer", "layout", "n", "dim", "ids_sha256", "arrays")
+               if k not in manifest]
+    raise_if([f"{path}: no {k!r} entry; {REBUILD}" for k in missing], f"feature set {folder} is damaged")
+    raise_if(check_feature_set(folder, manifest, verify), f"feature set {folder} is damaged")
     return manifest
 
 
@@ -147,7 +143,7 @@ class FeatureSet:
 class Store:
     """A committed dataset: utterance table, task and labels, one feature set per modality."""
 
-    def __init__(self, root: str | Path):
+    def __init__(self, root: str | Path, verify: bool = False):
         root = Path(root)
         path = root / STORE_FILE
         if not path.exists():
@@ -155,8 +151,11 @@ class Store:
                     if root.is_dir() and any(p.name != LOCK_FILE for p in root.iterdir()) else
                     "point to a folder made by ebmc-import or ebmc-extract, e.g. features/mosi")
             raise StoreError(f"{root} is not a committed feature store (no {STORE_FILE}): {hint}")
-        meta = json.loads(path.read_text())
+        meta = read_json(path)
         _check_version(meta, path)
+        missing = [k for k in ("dataset", "task", "label_columns", "classes", "n", "utterances", "ids_sha256",
+                               "feature_sets") if k not in meta]
+        raise_if([f"{path}: no {k!r} entry; {REBUILD}" for k in missing], f"feature store {root} is damaged")
         self.root = root
         self.meta = meta
         self.dataset: str = meta["dataset"]
@@ -171,15 +170,18 @@ class Store:
         self._feature_sets: dict[str, FeatureSet] = {}
         for m, rel in meta["feature_sets"].items():
             try:
-                man = read_manifest(root / rel)
+                man = read_manifest(root / rel, verify)
             except StoreError as e:
                 problems.extend(e.problems or [str(e)])
                 continue
             if man["ids_sha256"] != meta["ids_sha256"]:
                 problems.append(f"{root / rel}: rows do not belong to this store's utterance list; re-commit the store")
             self._feature_sets[m] = FeatureSet(root / rel, man)
-        if not (root / meta["utterances"]).exists():
-            problems.append(f"{root / meta['utterances']}: utterance table missing; rerun the import or extraction")
+        table = root / meta["utterances"]
+        if not table.exists():
+            problems.append(f"{table}: utterance table missing; {REBUILD}")
+        elif not table.name.endswith(f"-{file_sha256(table)[:16]}.parquet"):  # small, named by its content hash
+            problems.append(f"{table}: content differs from the hash in its name (damaged or edited after commit); {REBUILD}")
         raise_if(problems, f"feature store {root} is damaged")
 
     @property
@@ -190,8 +192,12 @@ class Store:
     @functools.cached_property
     def utterances(self) -> pd.DataFrame:
         """The utterance table (id, video/clip id, split, labels, transcript, ``<m>_length``/``_status``)."""
-        table = pq.read_table(self.root / self.meta["utterances"]).to_pandas()
-        if ids_digest(table[ID_COLUMN].astype(str)) != self.meta["ids_sha256"]:
+        path = self.root / self.meta["utterances"]
+        try:
+            table = pq.read_table(path).to_pandas()
+        except (OSError, ValueError, pa.ArrowException) as e:
+            raise StoreError(f"{path}: unreadable utterance table ({type(e).__name__}: {e}); {REBUILD}") from None
+        if ID_COLUMN not in table.columns or ids_digest(table[ID_COLUMN].astype(str)) != self.meta["ids_sha256"]:
             raise StoreError(f"{self.root / self.meta['utterances']}: ids do not match store.json; the table was changed after commit")
         return table
 
@@ -224,6 +230,10 @@ class Store:
         return {m: fs.fingerprint for m, fs in self._feature_sets.items()}
 
 
-def open_store(root: str | Path) -> Store:
-    """Open a committed feature store; raises StoreError with a fix-it message otherwise."""
-    return Store(root)
+def open_store(root: str | Path, verify: bool = False) -> Store:
+    """Open a committed feature store; raises StoreError with a fix-it message otherwise.
+
+    Sizes, structure and index checksums are always checked; ``verify`` also hashes every file's
+    full content against its recorded checksum (see ``validate.py``).
+    """
+    return Store(root, verify)

@@ -23,7 +23,7 @@ import pandas as pd
 
 from . import atomic
 from .errors import StoreError, raise_if
-from .fingerprint import fingerprint, ids_digest
+from .fingerprint import file_sha256, fingerprint, ids_digest
 from .lock import locked
 from .schema import (ID_COLUMN, MANIFEST_FILE, MODALITIES, SCHEMA_VERSION, STATUSES, STORE_FILE,
                      check_modality, dataset_name_problems, length_column, status_column,
@@ -176,7 +176,8 @@ def write_feature_set(root: str | Path, modality: str, ids: Sequence[str], data:
     manifest_arrays = {}
     for name, arr in arrays.items():
         atomic.write_npy(staging / f"{name}.npy", arr)
-        manifest_arrays[name] = {"file": f"{name}.npy", "dtype": str(arr.dtype), "shape": list(arr.shape)}
+        manifest_arrays[name] = {"file": f"{name}.npy", "dtype": str(arr.dtype), "shape": list(arr.shape),
+                                 "sha256": file_sha256(staging / f"{name}.npy")}
     manifest = {
         "schema_version": SCHEMA_VERSION,
         "modality": modality,

@@ -8,7 +8,7 @@ import sys
 import tomllib
 from pathlib import Path
 
-from ebmc.store import StoreError
+from ebmc.store import StoreError, open_store
 from ebmc.store.flags import add_dataclass_flags, dataclass_from_args
 from ebmc.train.ablations import ABLATIONS, PRESETS, SWEEP_WEIGHTS, expand_names
 from ebmc.train.config import SECTIONS, RunConfig, from_dict, section_values
@@ -39,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="TOML file with [data] [model] [loss] [train] [protocol] sections and optional out, "
                         "seeds, ablations")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (log lines only)")
+    parser.add_argument("--verify", action="store_true",
+                        help="before training, check every store file's full content against its checksum "
+                        "(sizes, structure and index checksums are always checked)")
     for prefix, cls in SECTIONS.items():
         add_dataclass_flags(parser, prefix, cls)
     add_dataclass_flags(parser, "protocol", ProtocolConfig)
@@ -118,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     from ebmc.train.summary import write_summary
     progress = not args.no_progress
     try:
+        if args.verify:
+            open_store(args.store, verify=True)
         with logging_redirect_tqdm():
             rows = run_grid(args.store, cfg, out, seeds, ablations, progress=progress)
             conditions = [] if protocols is None else _run_protocols(args.store, rows, protocols, pcfg,

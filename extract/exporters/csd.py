@@ -67,7 +67,7 @@ def _write_sequence(path: Path, name: str, data: dict, metadata: dict) -> None:
 
 def export_csd(root: str | Path, out: str | Path) -> Path:
     """Write the store at ``root`` as computational sequences into the folder ``out``."""
-    store, out = open_store(root), Path(out)
+    store, out = open_store(root, verify=True), Path(out)
     table = store.utterances
     videos = _video_ids(table)
     problems = [f"{store.root}: video id {v!r} contains '/', which HDF5 group names cannot hold" for v in sorted(set(videos)) if "/" in v]

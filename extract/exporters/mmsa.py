@@ -79,7 +79,7 @@ def store_to_mmsa(store: Store) -> dict:
 
 def export_mmsa(root: str | Path, out: str | Path) -> Path:
     """Write the store at ``root`` as an MMSA pickle at ``out`` (atomically)."""
-    data, out = store_to_mmsa(open_store(root)), Path(out)
+    data, out = store_to_mmsa(open_store(root, verify=True)), Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     # streamed to the file, not through pickle.dumps: a MOSEI pickle is several GB
     with atomic.open_atomic(out) as f:
