@@ -22,8 +22,9 @@ import pandas as pd
 from ebmc.store import SPLITS, ModalityData, StoreError, open_store, write_store
 from ebmc.store.errors import raise_if
 from ebmc.store.fingerprint import file_sha256
+from ebmc.store.flags import add_dataclass_flags, dataclass_from_args
 
-from .unpickle import restricted_load
+from .unpickle import UnpickleLimits, restricted_load
 
 
 VERSION = 1
@@ -182,7 +183,7 @@ def to_store_inputs(data: dict, sha256: str) -> tuple[pd.DataFrame, dict[str, Mo
 
 
 def import_mmsa(pkl: str | Path, out: str | Path, dataset: str | None = None,
-                sha256: str | None = None) -> dict:
+                sha256: str | None = None, limits: UnpickleLimits = UnpickleLimits()) -> dict:
     """Import one MMSA pickle into the store at ``out``; return a summary (counts, replacements).
 
     ``sha256``: expected hash of the file; without it the file is checked against KNOWN_HASHES
@@ -194,7 +195,7 @@ def import_mmsa(pkl: str | Path, out: str | Path, dataset: str | None = None,
     if expected and digest != expected.lower():
         raise StoreError(f"{pkl}: SHA-256 {digest} differs from the expected {expected.lower()}; "
                          "the download is incomplete or another file: download it again")
-    data = restricted_load(pkl)
+    data = restricted_load(pkl, limits)
     raise_if(check_mmsa(data, str(pkl)), f"{pkl} is not a usable MMSA pickle")
     table, features, source = to_store_inputs(data, digest)
     source["file"] = pkl.name
@@ -214,10 +215,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, help="store folder to write, e.g. features/mosi")
     parser.add_argument("--dataset", default=None, help="dataset name recorded in the store (default: the --out folder name)")
     parser.add_argument("--sha256", default=None, metavar="HEX", help="expected SHA-256 of the pickle; the import stops when it differs")
+    add_dataclass_flags(parser, "unpickle", UnpickleLimits)
 
 
 def run(args: argparse.Namespace) -> int:
-    summary = import_mmsa(args.pkl, args.out, args.dataset, args.sha256)
+    summary = import_mmsa(args.pkl, args.out, args.dataset, args.sha256,
+                          dataclass_from_args(args, "unpickle", UnpickleLimits()))
     print(f"imported {summary['n']} utterances into {args.out} "
           f"({', '.join(f'{s} {n}' for s, n in summary['splits'].items())})")
     for m, dim in summary["dims"].items():

@@ -18,9 +18,10 @@ import pandas as pd
 from ebmc.store import MODALITIES, SPLITS, ModalityData, open_store, write_store
 from ebmc.store.errors import raise_if
 from ebmc.store.fingerprint import file_sha256
+from ebmc.store.flags import add_dataclass_flags, dataclass_from_args
 
 from .mmsa import video_of
-from .unpickle import restricted_load
+from .unpickle import UnpickleLimits, restricted_load
 
 VERSION = 1
 REQUIRED_KEYS = ("text", "audio", "vision", "labels", "id")
@@ -91,10 +92,11 @@ def check_mult(data: Any, where: str) -> list[str]:
     return problems
 
 
-def import_mult(pkl: str | Path, out: str | Path, dataset: str | None = None) -> dict:
+def import_mult(pkl: str | Path, out: str | Path, dataset: str | None = None,
+                limits: UnpickleLimits = UnpickleLimits()) -> dict:
     """Import one MulT pickle into the store at ``out``; return a summary."""
     pkl, out = Path(pkl), Path(out)
-    data = restricted_load(pkl)
+    data = restricted_load(pkl, limits)
     raise_if(check_mult(data, str(pkl)), f"{pkl} is not a usable MulT pickle")
     digest = file_sha256(pkl)
     ids, videos = [], []
@@ -130,10 +132,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("pkl", type=Path, help="MulT pickle, e.g. iemocap_data.pkl")
     parser.add_argument("--out", type=Path, required=True, help="store folder to write, e.g. features/iemocap")
     parser.add_argument("--dataset", default=None, help="dataset name recorded in the store (default: the --out folder name)")
+    add_dataclass_flags(parser, "unpickle", UnpickleLimits)
 
 
 def run(args: argparse.Namespace) -> int:
-    s = import_mult(args.pkl, args.out, args.dataset)
+    s = import_mult(args.pkl, args.out, args.dataset, dataclass_from_args(args, "unpickle", UnpickleLimits()))
     print(f"imported {s['n']} utterances into {args.out} ({s['task']}: {', '.join(s['label_columns'])}; "
           f"{', '.join(f'{k} {v}' for k, v in s['splits'].items())})")
     for m, dim in s["dims"].items():

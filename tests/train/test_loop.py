@@ -13,7 +13,7 @@ from ebmc.store import ModalityData, StoreError, write_store
 from ebmc.train.config import DataConfig, RunConfig, TrainConfig, resolve
 from ebmc.train.data import load_data
 from ebmc.train.config import to_dict
-from ebmc.store.fingerprint import fingerprint
+from ebmc.store.fingerprint import file_sha256, fingerprint
 from ebmc.train import loop
 from ebmc.train.loop import TrainState, evaluate, predict, train
 from ebmc.train.model import ModelConfig
@@ -174,6 +174,11 @@ def test_bad_input_errors(tmp_path, store):
     table = pd.read_parquet(table_file)
     table.loc[table.split == "valid", "split"] = "train"
     table.to_parquet(table_file, index=False)
+    # renamed to its new content hash, as a commit would: the edit is not mistaken for damage
+    meta = json.loads((empty / "store.json").read_text())
+    meta["utterances"] = f"utterances-{file_sha256(table_file)[:16]}.parquet"
+    table_file.rename(empty / meta["utterances"])
+    (empty / "store.json").write_text(json.dumps(meta))
     with pytest.raises(StoreError) as err:
         load_data(empty, DataConfig())
     assert "split 'valid' has no samples" in str(err.value) and "labels outside" in str(err.value)
