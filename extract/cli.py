@@ -5,7 +5,8 @@
                  [--text.model ...] [--audio.backend ...] [--vision.fps ...]
 
 Exit status: 0 when every utterance was extracted, 1 when some failed (the store is still
-committed, failures marked "failed"), 2 when the input or settings are unusable (nothing done).
+committed, failures marked "failed"), 2 when the input or settings are unusable (nothing done),
+128 + the signal's number when stopped by SIGTERM/SIGINT (workers stopped; a rerun resumes).
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from ebmc.store.flags import add_dataclass_flags, dataclass_from_args
 from .extractors.config import AudioConfig, TextConfig, VisionConfig
 from .manifest import load_manifest
 from .pipeline import ModalityReport, run
-from .workers import SetupError
+from .workers import Interrupted, SetupError, stop_on_signals
 
 CONFIGS = {"text": TextConfig, "audio": AudioConfig, "vision": VisionConfig}
 
@@ -90,11 +91,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.workers < 1:
             raise StoreError(f"--workers {args.workers}: need 1 or more processes")
         manifest = load_manifest(args.videos, args.manifest, args.dataset)
-        root, reports = run(manifest, args.out, configs, workers=args.workers, shard=args.shard,
-                            commit_only=args.commit)
+        with stop_on_signals():
+            root, reports = run(manifest, args.out, configs, workers=args.workers, shard=args.shard,
+                                commit_only=args.commit)
     except (StoreError, SetupError) as e:
         print(f"ebmc-extract: {e}", file=sys.stderr)
         return 2
+    except Interrupted as e:
+        print(f"ebmc-extract: {e}; the utterances already extracted are cached: run the same command "
+              "again to resume", file=sys.stderr)
+        return 128 + e.signum
     for r in reports.values():
         print(_summary(r))
     for line in _failure_table(reports):

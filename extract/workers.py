@@ -5,13 +5,22 @@ it is done, so a ``kill -9`` loses at most the jobs in flight. Workers are start
 (safe with torch, MediaPipe and FFmpeg threads) and call each extractor's ``setup()`` once; audio
 and vision share one pool, so the processes start once and both modalities' jobs keep them busy
 while the main process runs the batched text model.
+
+Workers never outlive the run: each one watches its parent and exits when it is gone (``kill -9``
+of the main process), ignores Ctrl-C (the main process handles it), and the main process
+terminates them when it stops early (an exception, SIGTERM/SIGINT via ``stop_on_signals``).
 """
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import dataclasses
 import logging
 import multiprocessing
+import os
+import signal
+import threading
+import time
 import traceback
 from pathlib import Path
 from typing import Any, Iterator
@@ -105,7 +114,43 @@ class Group:
 _worker: dict[str, Any] = {}
 
 
-def _init_worker(configs: dict[str, Any], folders: dict[str, Path]) -> None:
+class Interrupted(Exception):
+    """The run was asked to stop (SIGTERM or SIGINT); what finished is cached, a rerun resumes."""
+
+    def __init__(self, signum: int):
+        super().__init__(f"stopped by {signal.Signals(signum).name}")
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """Turn SIGTERM and SIGINT into ``Interrupted`` in the main process for the block, so the
+    workers are stopped and the command exits cleanly instead of dying mid-write."""
+    def handler(signum, frame):
+        raise Interrupted(signum)
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def _exit_with_parent(parent: int) -> None:
+    """Exit this worker as soon as ``parent`` is gone: a ``kill -9`` of the main process gives it no
+    chance to stop its workers, and orphans would go on extracting and holding memory."""
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
+def _init_worker(configs: dict[str, Any], folders: dict[str, Path], parent: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the main process stops us
+    _exit_with_parent(parent)
     _worker["folders"] = folders
     try:
         _worker["extractors"] = {m: _setup(m, c) for m, c in configs.items()}
@@ -135,7 +180,7 @@ def run_jobs(groups: dict[str, Group], *, workers: int = 1) -> Iterator[tuple[st
     if pooled:
         pool = cf.ProcessPoolExecutor(
             max_workers=workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker,
-            initargs=({m: g.config for m, g in pooled.items()}, {m: g.folder for m, g in pooled.items()}))
+            initargs=({m: g.config for m, g in pooled.items()}, {m: g.folder for m, g in pooled.items()}, os.getpid()))
         futures = {pool.submit(_work, m, j): (m, j) for m, g in pooled.items() for j in g.jobs}
     try:
         for m, g in groups.items():
@@ -155,6 +200,11 @@ def run_jobs(groups: dict[str, Group], *, workers: int = 1) -> Iterator[tuple[st
                 yield m, _store(pooled[m].folder, job, RunFailure(
                     f"{job.segment.where()}: a worker process died while this utterance was pending "
                     "(crash in a native library or out of memory); rerun to retry, or use --workers 1 to find the file"))
+    except BaseException:  # stopped early (signal, error, abandoned): the jobs in flight are not waited for
+        if pool is not None:
+            for process in list((pool._processes or {}).values()):
+                process.terminate()
+        raise
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)

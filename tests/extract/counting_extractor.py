@@ -85,3 +85,10 @@ def expected_values(data: bytes, scale: float = 1.0) -> np.ndarray:
     """What CountingExtractor stores for a media file with these bytes."""
     t = len(data) % 7 + 2
     return np.stack([np.full(t, len(data)), scale * np.arange(t)], 1).astype(np.float32)
+
+
+def init_worker(*args) -> None:
+    """A worker initializer for spawned workers (set ``workers._init_worker`` to it in the parent):
+    installs the counting extractor in the worker, then runs the real initializer."""
+    install()
+    workers._init_worker(*args)
