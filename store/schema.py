@@ -41,6 +41,22 @@ def check_modality(modality: str) -> None:
         raise ValueError(f"unknown modality {modality!r}: use one of {', '.join(MODALITIES)}")
 
 
+def missing_train_classes(table: pd.DataFrame, task: str | None, label_columns: list[str],
+                          classes: list[str] | None, where: str) -> list[str]:
+    """Warnings for classes no train utterance has (a model cannot learn them; their test scores
+    mislead); [] when every class is seen in train."""
+    train = table[table["split"] == "train"] if "split" in table.columns else table.iloc[:0]
+    if task == "classification" and classes:
+        seen = set(pd.to_numeric(train[label_columns[0]], errors="coerce").dropna().astype(int))
+        unseen = [c for k, c in enumerate(classes) if k not in seen]
+    elif task == "multilabel":
+        unseen = [c for c in label_columns if not (pd.to_numeric(train[c], errors="coerce") == 1).any()]
+    else:
+        return []
+    return [f"{where}: no train utterance has class {c!r}; the model cannot learn it, and its valid/test "
+            "scores for it mean nothing: move some of its utterances to train" for c in unseen]
+
+
 def validate_utterances(table: pd.DataFrame, task: str | None, label_columns: list[str],
                         classes: list[str] | None, where: str) -> list[str]:
     """Every problem of an utterance table, each naming the row or column; [] when valid.

@@ -26,8 +26,8 @@ from .errors import StoreError, raise_if
 from .fingerprint import file_sha256, fingerprint, ids_digest
 from .lock import locked
 from .schema import (ID_COLUMN, MANIFEST_FILE, MODALITIES, SCHEMA_VERSION, STATUSES, STORE_FILE,
-                     check_modality, dataset_name_problems, length_column, status_column,
-                     validate_utterances)
+                     check_modality, dataset_name_problems, length_column, missing_train_classes,
+                     status_column, validate_utterances)
 
 log = logging.getLogger(__name__)
 
@@ -259,6 +259,8 @@ def commit_store(root: str | Path, *, dataset: str, task: str | None, utterances
         "committed": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
     atomic.write_json(root / STORE_FILE, meta)  # the commit point
+    for warning in missing_train_classes(table, task, label_columns, meta["classes"], str(root)):
+        log.warning(warning)
     for old in root.glob("utterances-*.parquet"):
         if old.name != table_file:
             old.unlink(missing_ok=True)

@@ -83,7 +83,7 @@ def protocol_config(args: argparse.Namespace, toml_section: dict) -> ProtocolCon
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``ebmc-train``; returns the exit status (2 for bad input)."""
+    """Entry point of ``ebmc-train``; returns the exit status (2 for bad input, 1 when a run diverged)."""
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -117,19 +117,31 @@ def main(argv: list[str] | None = None) -> int:
     # heavy imports (torch) only once the command line is known to be good
     from tqdm.contrib.logging import logging_redirect_tqdm
 
+    from ebmc.train.data import resolve_device
     from ebmc.train.runs import run_grid
     from ebmc.train.summary import write_summary
     progress = not args.no_progress
+    try:
+        resolve_device(cfg.train.device)
+    except RuntimeError as e:  # no CUDA here, or a name torch does not know
+        print(f"ebmc-train: error: {e}", file=sys.stderr)
+        return 2
     try:
         if args.verify:
             open_store(args.store, verify=True)
         with logging_redirect_tqdm():
             rows = run_grid(args.store, cfg, out, seeds, ablations, progress=progress)
-            conditions = [] if protocols is None else _run_protocols(args.store, rows, protocols, pcfg,
-                                                                      cfg.train.device, progress)
+            failed = [r for r in rows if r.get("failed")]
+            rows = [r for r in rows if not r.get("failed")]
+            conditions = [] if protocols is None or not rows else _run_protocols(
+                args.store, rows, protocols, pcfg, cfg.train.device, progress)
     except (StoreError, ValueError) as e:
         print(f"ebmc-train: error: {e}", file=sys.stderr)
         return 2
+    for r in failed:
+        print(f"ebmc-train: run {r['dir']} failed (marked in its failed.json): {r['failed']}", file=sys.stderr)
+    if not rows:
+        return 1
     _, markdown = write_summary(out)
     done = sum(not r["skipped"] for r in rows)
     print(f"\n{done} run(s) trained, {len(rows) - done} already finished (skipped); results in {out}/")
@@ -138,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{done} per-condition model(s) trained, {len(conditions) - done} already finished (skipped)")
     print()
     print(markdown)
-    return 0
+    return 1 if failed else 0
 
 
 def _run_protocols(store: Path, rows: list[dict], names: tuple[str, ...], pcfg: ProtocolConfig, device: str,

@@ -156,6 +156,15 @@ def _fresh_stage(stage: int, model: EBMC, optimizer: torch.optim.Optimizer, teac
                       stale=0, stopped=False, teacher=teacher, history=history, rng=rng)
 
 
+class Diverged(RuntimeError):
+    """The training loss became NaN or infinite at ``stage``/``epoch``: the run cannot go on."""
+
+    def __init__(self, stage: int, epoch: int, loss: float):
+        super().__init__(f"stage {stage} epoch {epoch}: the training loss is {loss}, the run diverged; lower "
+                         "--train.lr (or set --train.grad_clip), or check the features for extreme values")
+        self.stage, self.epoch = stage, epoch
+
+
 def _train_epoch(model: EBMC, data: Data, cfg: RunConfig, stage: int, optimizer: torch.optim.Optimizer,
                  teacher: EBMC | None, generator: torch.Generator) -> dict[str, float]:
     """One pass over the shuffled train split; returns the sample-weighted mean loss and terms.
@@ -226,6 +235,8 @@ def train(cfg: RunConfig, data: Data, state: TrainState | None = None,
             while state.epoch < epochs[stage] and not state.stopped:
                 start = time.perf_counter()
                 train_terms = _train_epoch(model, data, cfg, stage, optimizer, teacher, generator)
+                if not math.isfinite(train_terms["loss"]):  # once per epoch: the loss is summed on the device
+                    raise Diverged(stage, state.epoch + 1, train_terms["loss"])
                 valid = evaluate(model, data, "valid", stage=stage, batch_size=t.eval_batch_size)
                 score = float(valid[key])
                 state.epoch += 1

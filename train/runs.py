@@ -8,6 +8,7 @@ Layout of ``<out>/<dataset>/<ablation>/seed-<seed>/``::
     resume.pt     state after the last completed epoch (removed when the run finishes)
     model.pt      weights of the selected checkpoint (``torch.load(..., weights_only=True)``)
     metrics.json  valid and test metrics at the selected checkpoint; written last: the commit point
+    failed.json   why the run stopped (a diverged loss: stage, epoch, reason); removed when it runs again
 """
 from __future__ import annotations
 
@@ -26,16 +27,17 @@ import torch
 
 from ebmc.store import Store, StoreError, atomic, open_store
 from ebmc.store.fingerprint import fingerprint
+from ebmc.store.schema import missing_train_classes
 from ebmc.train.ablations import apply_ablation, expand_names
 from ebmc.train.config import RunConfig, from_dict, resolve, to_dict
 from ebmc.train.data import Data, load_data, resolve_device
-from ebmc.train.loop import TrainState, train
+from ebmc.train.loop import Diverged, TrainState, train
 from ebmc.train.model import EBMC
 
 log = logging.getLogger(__name__)
 
-CONFIG, ENV, HISTORY, RESUME, MODEL, METRICS = ("config.json", "env.json", "history.csv", "resume.pt",
-                                                 "model.pt", "metrics.json")
+CONFIG, ENV, HISTORY, RESUME, MODEL, METRICS, FAILED = ("config.json", "env.json", "history.csv", "resume.pt",
+                                                         "model.pt", "metrics.json", "failed.json")
 
 
 def run_dir(out: str | Path, dataset: str, ablation: str, seed: int) -> Path:
@@ -120,6 +122,7 @@ def execute(data: Data, cfg: RunConfig, out: str | Path | None = None, progress:
             log.info("%s: finished already, skipped", folder)
             return folder, json.loads((folder / METRICS).read_text()), True
     atomic.remove_stale_temps(folder)
+    (folder / FAILED).unlink(missing_ok=True)
     atomic.write_json(folder / CONFIG, record)
     atomic.write_json(folder / ENV, environment(data.device))
     state = None
@@ -133,7 +136,11 @@ def execute(data: Data, cfg: RunConfig, out: str | Path | None = None, progress:
         if on_epoch is not None:
             on_epoch(state)
 
-    result = train(cfg, data, state=state, on_epoch=save, progress=progress)
+    try:
+        result = train(cfg, data, state=state, on_epoch=save, progress=progress)
+    except Diverged as e:
+        atomic.write_json(folder / FAILED, {"reason": str(e), "stage": e.stage, "epoch": e.epoch})
+        raise
     _write_history(folder, result.state.history)
     _save_torch(folder / MODEL, result.model.state_dict())
     atomic.write_json(folder / METRICS, result.metrics)
@@ -146,14 +153,25 @@ def run_grid(store: str | Path | Store, cfg: RunConfig, out: str | Path, seeds: 
     """Every (ablation, seed) run on one store, loading the features once; one row per run.
 
     ``ablations`` are override names (ebmc.train.ablations); presets such as ``sensitivity`` expand.
+    A run that diverges is marked failed (its row's ``failed`` gives why) and the others go on.
     """
     names = expand_names(ablations)
     data = load_data(store, cfg.data, resolve_device(cfg.train.device))
+    s = data.store
+    for warning in missing_train_classes(s.utterances, s.task, s.label_columns, s.classes, str(s.root)):
+        log.warning(warning)
     rows = []
     for name in names:
         for seed in seeds:
             run_cfg = apply_ablation(dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, seed=seed)), name)
-            folder, metrics, skipped = execute(data, run_cfg, out, progress=progress)
+            try:
+                folder, metrics, skipped = execute(data, run_cfg, out, progress=progress)
+            except Diverged as e:
+                folder = run_dir(out, data.store.dataset, run_cfg.ablation, seed)
+                log.error("%s: failed: %s", folder, e)
+                rows.append({"ablation": name, "seed": seed, "dir": folder, "skipped": False, "metrics": None,
+                             "failed": str(e)})
+                continue
             rows.append({"ablation": name, "seed": seed, "dir": folder, "skipped": skipped, "metrics": metrics})
     return rows
 
