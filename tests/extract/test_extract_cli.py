@@ -113,9 +113,11 @@ def test_shards_then_commit(tmp_path, fake, capsys):
     np.testing.assert_array_equal(store.features("audio").sequence(3), ce.expected_values(b"clip number 3"))
 
 
-@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed (apt-get install espeak-ng)")
 def test_real_extractors_end_to_end(tmp_path, capsys):
     """MiniLM text, openSMILE audio and MediaPipe vision on generated talking-face clips, 2 workers."""
+    if shutil.which("espeak-ng") is None:
+        from media_fixtures import skip_or_fail
+        skip_or_fail("espeak-ng not installed (apt-get install espeak-ng)")
     from media_fixtures import build_media
     media = build_media(tmp_path / "videos")
     rows = [{"utterance_id": "talking", "video": "talking.mp4", "transcript": "hello this is a test"},
