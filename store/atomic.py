@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -73,10 +74,24 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
     write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
 
 
-def write_npy(path: str | os.PathLike, array: np.ndarray) -> None:
-    """Write one array as ``.npy`` atomically (memory-mappable when read back)."""
+class _Hashing:
+    """A write-only file that hashes what passes through it (numpy writes a non-file in chunks)."""
+
+    def __init__(self, f: BinaryIO):
+        self.f, self.sha256 = f, hashlib.sha256()
+
+    def write(self, data) -> int:
+        self.sha256.update(data)
+        return self.f.write(data)
+
+
+def write_npy(path: str | os.PathLike, array: np.ndarray) -> str:
+    """Write one array as ``.npy`` atomically (memory-mappable when read back); return the
+    file's SHA-256, computed while writing."""
     with open_atomic(path) as f:
-        np.save(f, np.ascontiguousarray(array), allow_pickle=False)
+        out = _Hashing(f)
+        np.save(out, np.ascontiguousarray(array), allow_pickle=False)
+    return out.sha256.hexdigest()
 
 
 def publish_dir(staging: Path, final: Path) -> bool:

@@ -23,7 +23,7 @@ import pandas as pd
 
 from . import atomic
 from .errors import StoreError, raise_if
-from .fingerprint import file_sha256, fingerprint, ids_digest
+from .fingerprint import fingerprint, ids_digest
 from .lock import locked
 from .schema import (ID_COLUMN, MANIFEST_FILE, MODALITIES, SCHEMA_VERSION, STATUSES, STORE_FILE,
                      check_modality, dataset_name_problems, length_column, missing_train_classes,
@@ -175,9 +175,9 @@ def write_feature_set(root: str | Path, modality: str, ids: Sequence[str], data:
     staging.mkdir()
     manifest_arrays = {}
     for name, arr in arrays.items():
-        atomic.write_npy(staging / f"{name}.npy", arr)
+        digest = atomic.write_npy(staging / f"{name}.npy", arr)
         manifest_arrays[name] = {"file": f"{name}.npy", "dtype": str(arr.dtype), "shape": list(arr.shape),
-                                 "sha256": file_sha256(staging / f"{name}.npy")}
+                                 "sha256": digest}
     manifest = {
         "schema_version": SCHEMA_VERSION,
         "modality": modality,
@@ -262,7 +262,7 @@ def commit_store(root: str | Path, *, dataset: str, task: str | None, utterances
     for warning in missing_train_classes(table, task, label_columns, meta["classes"], str(root)):
         log.warning(warning)
     for old in root.glob("utterances-*.parquet"):
-        if old.name != table_file:
+        if old.name != table_file:  # under the lock, this commit's store.json is the newest
             old.unlink(missing_ok=True)
     atomic.remove_stale_temps(root)
     log.info("committed store %s: %d utterances, modalities %s", root, len(table), ", ".join(meta["feature_sets"]))
