@@ -16,6 +16,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -249,7 +250,7 @@ def _load_modality(table: pd.DataFrame, modality: str, folder: Path, where: str,
                     problems.append(f"{at}: {cell!r} has no array {key!r}; name each array <utterance_id>/<modality>")
                     continue
                 arr = npz[path][key]
-        except (ValueError, OSError, EOFError) as e:
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
             problems.append(f"{at}: cannot read {modality} file {cell!r}: {e}")
             continue
         if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating) or arr.dtype == bool):

@@ -143,3 +143,9 @@ def test_unknown_column_that_looks_like_a_known_one_is_an_error(tmp_path, column
 def test_unlike_extra_columns_are_kept(tmp_path):
     m = load_manifest(tmp_path, write(tmp_path / "m.csv", GOOD.replace("speaker", "speaker_name")), dataset="d")
     assert "speaker_name" in m.table.columns
+
+
+def test_infinite_labels_are_refused_with_their_rows(tmp_path):
+    text = GOOD.replace(",0.5,train,", ",inf,train,").replace(",-1,valid,", ",-inf,valid,")
+    with pytest.raises(StoreError, match=r"label column 'label' is infinite in 2 rows: rows \[0, 1\]"):
+        load_manifest(tmp_path, write(tmp_path / "m.csv", text), dataset="d")

@@ -158,6 +158,14 @@ def _break(m: pd.DataFrame, folder: Path, case: str) -> tuple[pd.DataFrame, dict
     if case == "unreadable file":
         (folder / "feats" / "utt012.audio.npy").write_text("not an array")
         return m, {}, r"row 14 \(utterance 'utt012'\): cannot read audio file 'feats/utt012.audio.npy'"
+    if case == "unreadable npz":
+        (folder / "feats" / "bad.npz").write_bytes(b"PK not a zip")
+        m.loc[2, "audio"] = "feats/bad.npz"
+        return m, {}, r"row 4 \(utterance 'utt002'\): cannot read audio file 'feats/bad.npz'"
+    if case == "infinite label":
+        m["label"] = [str(i / 10) for i in range(len(m))]
+        m.loc[3, "label"] = "-inf"
+        return m, {"task": "regression"}, r"row 5 \(utterance 'utt003'\): label '-inf' is not a finite number"
     if case == "no modality":
         m.loc[6, ["audio", "vision"]] = ""
         return m, {}, r"row 8 \(utterance 'utt006'\): no modality given"
@@ -172,7 +180,7 @@ def _break(m: pd.DataFrame, folder: Path, case: str) -> tuple[pd.DataFrame, dict
 
 
 CASES = ["missing file", "dimension", "label does not parse", "empty split", "class absent from train",
-         "duplicate ids", "escaping path", "absolute path", "bad split value", "bad shape", "unreadable file", "no modality",
+         "duplicate ids", "escaping path", "absolute path", "bad split value", "bad shape", "unreadable file", "unreadable npz", "infinite label", "no modality",
          "mixed labels", "multilabel not 0/1"]
 
 
