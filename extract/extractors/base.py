@@ -163,8 +163,8 @@ def make_extractor(modality: str, config: Any) -> Extractor:
             return LibrosaExtractor(config)
     elif modality == "vision":
         if config.backend == "mediapipe":
-            from .vision_mediapipe import MediaPipeExtractor
-            return MediaPipeExtractor(config)
+            from .vision_landmarks import LandmarksExtractor
+            return LandmarksExtractor(config)
         if config.backend == "pyfeat":
             from .vision_pyfeat import PyFeatExtractor
             return PyFeatExtractor(config)

@@ -121,7 +121,7 @@ def test_audio_bad_input(media, name, expect):
 
 def test_mediapipe_face_rows_and_masked_blank_frames(media, capfd, caplog):
     ex = make_extractor("vision", VisionConfig(fps=10))
-    with caplog.at_level(logging.DEBUG, logger="ebmc.extract.extractors.vision_mediapipe"):
+    with caplog.at_level(logging.DEBUG, logger="ebmc.extract.extractors.vision_landmarks"):
         r = ex.extract(seg(media["blank_face"]))
     # MediaPipe's native start-up notices go to the log, not over the progress bar on the terminal
     assert "inference_feedback_manager" not in capfd.readouterr().err
@@ -138,7 +138,7 @@ def test_mediapipe_face_rows_and_masked_blank_frames(media, capfd, caplog):
 
 def test_landmark_descriptors_ignore_in_plane_rotation_and_scale(media):
     import mediapipe as mp
-    from ebmc.extract.extractors.vision_mediapipe import descriptors
+    from ebmc.extract.extractors.vision_landmarks import descriptors
     from ebmc.extract.media import decode_frames
     rgb = decode_frames(seg(media["talking"], 0, 0.1), fps=10, max_side=256)[0][0]
     with mp.solutions.face_mesh.FaceMesh(static_image_mode=True, refine_landmarks=True) as mesh:

@@ -122,7 +122,7 @@ def descriptors(points: np.ndarray) -> np.ndarray:
     ], dtype=np.float32)
 
 
-class MediaPipeExtractor(Extractor):
+class LandmarksExtractor(Extractor):
     """Landmark features from MediaPipe face mesh (478 points, refine_landmarks), one row per
     sampled frame: values (T, 16) named by ``FEATURES``. These are geometric stand-ins for action
     units, not AU intensities. A frame without a face is a zero row with frame_mask False; no
