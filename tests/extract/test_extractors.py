@@ -139,8 +139,9 @@ def test_mediapipe_face_rows_and_masked_blank_frames(media, capfd, caplog):
 def test_landmark_descriptors_ignore_in_plane_rotation_and_scale(media):
     import mediapipe as mp
     from ebmc.extract.extractors.vision_landmarks import descriptors
-    from ebmc.extract.media import decode_frames
-    rgb = decode_frames(seg(media["talking"], 0, 0.1), fps=10, max_side=256)[0][0]
+    from ebmc.extract.media import SampledFrames
+    with SampledFrames(seg(media["talking"], 0, 0.1), fps=10, max_side=256) as frames:
+        rgb = next(iter(frames))
     with mp.solutions.face_mesh.FaceMesh(static_image_mode=True, refine_landmarks=True) as mesh:
         lm = mesh.process(rgb).multi_face_landmarks[0].landmark
     pts = np.array([(p.x * 256, p.y * 256, p.z * 256) for p in lm])
