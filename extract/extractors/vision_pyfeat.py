@@ -27,7 +27,7 @@ INSTALL_HELP = (
     "py-feat backend: install py-feat 2.1.5 with a torchvision that matches your torch "
     "(pip install py-feat==2.1.5; on CPU-only torch this pulls a matching CUDA torch, see docs/extractors.md), "
     "then run `python -c \"import feat; feat.Detector()\"` once with network access so it downloads its "
-    "weights from the Hugging Face hub into HF_HOME; or use --vision.backend mediapipe")
+    "weights from the Hugging Face hub into HF_HOME; or use --vision.backend blendshapes")
 
 
 def table_to_result(table: pd.DataFrame, timestamps: np.ndarray, min_confidence: float) -> Result:

@@ -117,10 +117,10 @@ def test_audio_bad_input(media, name, expect):
         make_extractor("audio", AudioConfig()).extract(seg(media[name]))
 
 
-# --- vision: mediapipe -------------------------------------------------------------------------
+# --- vision: landmarks (face mesh) -------------------------------------------------------------
 
-def test_mediapipe_face_rows_and_masked_blank_frames(media, capfd, caplog):
-    ex = make_extractor("vision", VisionConfig(fps=10))
+def test_landmarks_face_rows_and_masked_blank_frames(media, capfd, caplog):
+    ex = make_extractor("vision", VisionConfig(backend="landmarks", fps=10))
     with caplog.at_level(logging.DEBUG, logger="ebmc.extract.extractors.vision_landmarks"):
         r = ex.extract(seg(media["blank_face"]))
     # MediaPipe's native start-up notices go to the log, not over the progress bar on the terminal
@@ -152,8 +152,8 @@ def test_landmark_descriptors_ignore_in_plane_rotation_and_scale(media):
     assert d1[14] - d0[14] == pytest.approx(a, abs=1e-4)  # only head_roll moves
 
 
-def test_mediapipe_real_videos_face_appearing_and_absent(pyfeat_data):
-    ex = make_extractor("vision", VisionConfig(fps=5, max_side=320))
+def test_landmarks_real_videos_face_appearing_and_absent(pyfeat_data):
+    ex = make_extractor("vision", VisionConfig(backend="landmarks", fps=5, max_side=320))
     none = ex.extract(seg(pyfeat_data / "no_face.mp4"))
     assert none.status == "absent" and not none.frame_mask.any() and none.values.shape == (20, 16)
     mixed = ex.extract(seg(pyfeat_data / "face_noface.mov"))
