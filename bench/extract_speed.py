@@ -1,11 +1,18 @@
-"""Benchmark of ebmc-extract: utterances/s and real-time factor per modality and overall, with 1 and 2 workers.
+"""Benchmark of ebmc-extract: utterances/s and real-time factor per modality and overall, with 1 and 2 workers; peak memory on long videos.
 
     python bench/extract_speed.py [--n 60] [--workers 1 2] [--work DIR] [--json FILE]
+    python bench/extract_speed.py --long [--long-minutes 1 5] [--work DIR] [--json FILE]
 
 Generates ``--n`` talking-face clips (espeak-ng speech over scikit-image's astronaut, 640x360,
 25 fps, h264 + AAC, built with tests/extract/media_fixtures.py), then extracts them with the
-default settings (MiniLM text, openSMILE eGeMAPSv02 LLD audio, MediaPipe vision at 10 fps) into a
-fresh store per worker count: each modality alone, then all three as ebmc-extract runs them.
+default settings (MiniLM text, openSMILE eGeMAPSv02 LLD audio, blendshapes vision at 10 fps) into a
+fresh store per worker count: each modality alone (vision also with the landmarks backend, row
+"vision-lm"), then all three at defaults as ebmc-extract runs them.
+
+``--long`` instead generates one 640x360 video per ``--long-minutes`` length and extracts its
+whole span as one utterance with each vision backend at defaults, each run in a fresh process
+whose peak resident memory (ru_maxrss) is reported, with the growth per minute of video between
+the shortest and the longest length (what a longer video would add).
 Times are wall-clock, including model loading and worker start (library imports, paid once
 per process, are timed apart); real-time factor = seconds of media / seconds of extraction;
 "cpu s" is the CPU time spent (main process and workers), which other load on the machine does
@@ -70,12 +77,15 @@ def bench(videos: Path, manifest_file: Path, out: Path, workers: int, media_s: f
     from ebmc.extract.cli import CONFIGS
     from ebmc.extract.manifest import load_manifest
 
+    from ebmc.extract.extractors import VisionConfig
+
     manifest = load_manifest(videos, manifest_file)
     rows = {}
-    for name, mods in [*((m, [m]) for m in CONFIGS), ("all", list(CONFIGS))]:
+    runs = [*((m, {m: CONFIGS[m]()}) for m in CONFIGS), ("vision-lm", {"vision": VisionConfig(backend="landmarks")}),
+            ("all", {m: cls() for m, cls in CONFIGS.items()})]
+    for name, configs in runs:
         root = out / name / manifest.dataset
         hasher = cache.MediaHasher(root)
-        configs = {m: CONFIGS[m]() for m in mods}
         start, cpu = time.perf_counter(), cpu_seconds()
         reports = pipeline.extract(manifest, root, configs, workers=workers, hasher=hasher)
         rows[name] = {"seconds": time.perf_counter() - start, "cpu_seconds": cpu_seconds() - cpu,
@@ -91,15 +101,68 @@ def bench(videos: Path, manifest_file: Path, out: Path, workers: int, media_s: f
     return rows
 
 
+def _vision_peak(video: str, backend: str) -> tuple[int, float, int]:
+    """In a fresh process: (frames, seconds, peak resident MiB) of extracting all of ``video``."""
+    from ebmc.extract.extractors import Segment, VisionConfig, make_extractor
+    ex = make_extractor("vision", VisionConfig(backend=backend))
+    ex.setup()
+    start = time.perf_counter()
+    result = ex.extract(Segment("long", Path(video), None, None, None))
+    return len(result.values), time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+
+
+def bench_long(work: Path, minutes: list[float]) -> dict:
+    """Peak memory of one worker extracting one long 640x360 video per length, per vision backend."""
+    import concurrent.futures as cf
+    import multiprocessing
+    from media_fixtures import face_image, write_mp4
+    canvas = np.full((360, 640, 3), 40, np.uint8)
+    canvas[:, 140:500] = face_image(360)
+    rows = {}
+    for length in minutes:
+        start = time.perf_counter()
+        video = write_mp4(work / f"long-{length:g}min.mp4", image=canvas, duration=length * 60, fps=25)
+        print(f"generated a {length:g}-minute 640x360 video in {time.perf_counter() - start:.1f} s")
+        for backend in ("blendshapes", "landmarks"):
+            with cf.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+                frames, seconds, peak = pool.submit(_vision_peak, str(video), backend).result()
+            rows[f"{backend} {length:g} min"] = {"backend": backend, "minutes": length, "frames": frames,
+                                                 "seconds": seconds, "peak_mib": peak}
+            print(f"{backend:12s} {length:6g} min {frames:7d} frames {seconds:8.1f} s  peak {peak:6d} MiB")
+    for backend in ("blendshapes", "landmarks"):
+        ends = [r for r in rows.values() if r["backend"] == backend]
+        lo, hi = min(ends, key=lambda r: r["minutes"]), max(ends, key=lambda r: r["minutes"])
+        if hi["minutes"] > lo["minutes"]:
+            slope = (hi["peak_mib"] - lo["peak_mib"]) / (hi["minutes"] - lo["minutes"])
+            print(f"{backend}: peak grows {slope:+.2f} MiB per minute of video; at 60 min: "
+                  f"{hi['peak_mib'] + slope * (60 - hi['minutes']):.0f} MiB (extrapolated)")
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, default=60, help="utterances to generate")
     p.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="worker counts to compare")
     p.add_argument("--work", type=Path, help="folder for media and stores (default: a temp folder, deleted)")
     p.add_argument("--json", type=Path, help="also write the numbers to this file")
+    p.add_argument("--long", action="store_true", help="measure peak memory on long videos instead")
+    p.add_argument("--long-minutes", type=float, nargs="+", default=[1.0, 5.0], help="long video lengths (minutes)")
     args = p.parse_args(argv)
     work = args.work or Path(tempfile.mkdtemp(prefix="ebmc-bench-"))
     load = os.getloadavg()
+    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    if args.long:
+        try:
+            work.mkdir(parents=True, exist_ok=True)
+            rows = bench_long(work, args.long_minutes)
+            print(f"machine: {machine}; load average before/after: {load[0]:.1f} / {os.getloadavg()[0]:.1f}")
+            if args.json:
+                args.json.write_text(json.dumps({"machine": machine, "load_average": [load[0], os.getloadavg()[0]],
+                                                 "long": rows}, indent=2))
+        finally:
+            if args.work is None:
+                shutil.rmtree(work, ignore_errors=True)
+        return 0
     try:
         start = time.perf_counter()
         manifest, media_s = make_dataset(work / "videos", args.n)
@@ -113,13 +176,12 @@ def main(argv: list[str] | None = None) -> int:
         for w in args.workers:
             shutil.rmtree(work / f"features-{w}", ignore_errors=True)
             results[w] = bench(work / "videos", manifest, work / f"features-{w}", w, media_s)
-        machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
         print(f"\nmachine: {machine}")
         print(f"load average before/after: {load[0]:.1f} / {os.getloadavg()[0]:.1f} (other processes share the CPUs above 0)")
-        print(f"{'workers':>7s}  {'stage':8s} {'seconds':>8s} {'utt/s':>7s} {'x real time':>11s} {'cpu s':>7s} {'failed':>6s}")
+        print(f"{'workers':>7s}  {'stage':9s} {'seconds':>8s} {'utt/s':>7s} {'x real time':>11s} {'cpu s':>7s} {'failed':>6s}")
         for w, rows in results.items():
             for stage, r in rows.items():
-                print(f"{w:7d}  {stage:8s} {r['seconds']:8.2f} {r['utt_per_s']:7.2f} {r['realtime_x']:11.1f} "
+                print(f"{w:7d}  {stage:9s} {r['seconds']:8.2f} {r['utt_per_s']:7.2f} {r['realtime_x']:11.1f} "
                       f"{r['cpu_seconds']:7.1f} {r['failed']:6d}")
         if args.json:
             args.json.write_text(json.dumps({"machine": machine, "n": args.n, "media_seconds": media_s,

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Iterator
 
 import av
 import numpy as np
@@ -130,60 +131,96 @@ def _scaled_size(width: int, height: int, max_side: int) -> tuple[int, int]:
     return max(2, int(round(width * scale / 2)) * 2), max(2, int(round(height * scale / 2)) * 2)
 
 
-def decode_frames(segment: Segment, fps: float, max_side: int) -> tuple[list[np.ndarray], np.ndarray]:
-    """RGB frames sampled at ``fps`` inside the segment's span, and their timestamps.
+class SampledFrames:
+    """A segment's video frames sampled at ``fps``, decoded one at a time while they are iterated.
 
-    Returns (frames, timestamps): K arrays (H, W, 3) uint8 with max(H, W) <= max_side, and (K, 2)
-    float64 [start, end] seconds relative to the span start; frame k shows the picture on screen at
-    span time k / fps. Raises ExtractionError for a missing, corrupt or truncated file, no video
-    stream or a bad span.
+    Nothing but the decoder's own buffers and the frame on screen is held, so memory does not grow
+    with the span's length (a one-hour interview costs what a clip costs). Opening raises
+    ExtractionError for a missing or corrupt file, no video stream or a bad span; iterating, for a
+    corrupt or truncated stream. Use it as a context manager (``with SampledFrames(...) as
+    frames``) and iterate it once: K arrays (H, W, 3) uint8 with
+    max(H, W) <= max_side; frame k shows the picture on screen at span time k / fps.
+    ``timestamps`` (K, 2) float64 are [start, end] seconds relative to the span start.
     """
-    with _open(segment) as container:
-        if not container.streams.video:
-            raise ExtractionError(f"{segment.where()}: the file has no video stream; the vision modality needs one")
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        declared = _stream_duration(container, stream)
-        start, end = resolve_span(segment, declared, "video")
-        n = max(1, math.ceil((end - start) * fps - 1e-9))
-        grid = start + np.arange(n) / fps
-        frames: list[np.ndarray] = []
-        size = None
+
+    def __init__(self, segment: Segment, fps: float, max_side: int):
+        self.segment, self.max_side = segment, max_side
+        self._container = _open(segment)
+        try:
+            if not self._container.streams.video:
+                raise ExtractionError(f"{segment.where()}: the file has no video stream; the vision modality needs one")
+            self._stream = self._container.streams.video[0]
+            self._stream.thread_type = "AUTO"
+            self._declared = _stream_duration(self._container, self._stream)
+            self.start, self.end = resolve_span(segment, self._declared, "video")
+        except BaseException:
+            self._container.close()
+            raise
+        n = max(1, math.ceil((self.end - self.start) * fps - 1e-9))
+        self._grid = self.start + np.arange(n) / fps
+        rel = np.arange(n) / fps
+        self.timestamps = np.stack([rel, np.minimum(rel + 1 / fps, self.end - self.start)], axis=1)
+        self._size: tuple[int, int] | None = None
+
+    def __len__(self) -> int:
+        return len(self._grid)
+
+    def __enter__(self) -> SampledFrames:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._container.close()
+
+    def _rgb(self, frame: av.VideoFrame) -> np.ndarray:
+        if self._size is None:
+            self._size = _scaled_size(frame.width, frame.height, self.max_side)
+        return frame.reformat(width=self._size[0], height=self._size[1], format="rgb24").to_ndarray()
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        """The K frames in order. Raises ExtractionError for a corrupt or truncated stream."""
+        segment, grid, n = self.segment, self._grid, len(self._grid)
+        sent = 0
         prev, prev_rgb = None, None
-
-        def rgb(frame: av.VideoFrame) -> np.ndarray:
-            nonlocal size
-            if size is None:
-                size = _scaled_size(frame.width, frame.height, max_side)
-            return frame.reformat(width=size[0], height=size[1], format="rgb24").to_ndarray()
-
         last_time = None
         try:
-            if start > 1.0:
-                container.seek(int(start * av.time_base))  # to the keyframe at or before start
-            for frame in container.decode(stream):
+            if self.start > 1.0:
+                self._container.seek(int(self.start * av.time_base))  # to the keyframe at or before start
+            for frame in self._container.decode(self._stream):
                 t = float(frame.time) if frame.time is not None else 0.0
                 last_time = t
                 # Grid points before this frame show the previous frame (or this one, if none yet).
-                while len(frames) < n and t > grid[len(frames)] + 1e-6:
+                while sent < n and t > grid[sent] + 1e-6:
                     if prev_rgb is None:
-                        prev_rgb = rgb(prev if prev is not None else frame)
-                    frames.append(prev_rgb)
-                if len(frames) >= n:
-                    break
+                        prev_rgb = self._rgb(prev if prev is not None else frame)
+                    sent += 1
+                    yield prev_rgb
+                if sent >= n:
+                    return
                 prev, prev_rgb = frame, None
         except av.FFmpegError as e:
             raise ExtractionError(f"{segment.where()}: video stream is corrupt or truncated (FFmpeg: {e}); "
                                   f"re-encode or re-download the file") from e
-        frame_period = 1.0 / float(stream.average_rate) if stream.average_rate else 0.1
-        if len(frames) < n:
-            if prev is None or end > last_time + frame_period + SPAN_TOLERANCE_S:
-                got = 0.0 if last_time is None else last_time - start
-                raise ExtractionError(f"{segment.where()}: decoded video only up to {max(got, 0):.3f} s of a "
-                                      f"{end - start:.3f} s span (stream declares {declared} s): the file is "
-                                      f"truncated or corrupt; re-encode or re-download it")
-            last_rgb = rgb(prev)  # the last frame stays on screen until the span ends
-            frames.extend([last_rgb] * (n - len(frames)))
-    rel = np.arange(n) / fps
-    timestamps = np.stack([rel, np.minimum(rel + 1 / fps, end - start)], axis=1)
-    return frames, timestamps
+        frame_period = 1.0 / float(self._stream.average_rate) if self._stream.average_rate else 0.1
+        if prev is None or self.end > last_time + frame_period + SPAN_TOLERANCE_S:
+            got = 0.0 if last_time is None else last_time - self.start
+            raise ExtractionError(f"{segment.where()}: decoded video only up to {max(got, 0):.3f} s of a "
+                                  f"{self.end - self.start:.3f} s span (stream declares {self._declared} s): the "
+                                  f"file is truncated or corrupt; re-encode or re-download it")
+        last_rgb = self._rgb(prev)  # the last frame stays on screen until the span ends
+        for _ in range(n - sent):
+            yield last_rgb
+
+    def chunks(self, size: int) -> Iterator[list[np.ndarray]]:
+        """The frames in lists of at most ``size`` (for backends that detect in batches)."""
+        chunk: list[np.ndarray] = []
+        for rgb in self:
+            chunk.append(rgb)
+            if len(chunk) == size:
+                yield chunk
+                chunk = []
+        if chunk:
+            yield chunk
+

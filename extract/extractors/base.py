@@ -162,9 +162,12 @@ def make_extractor(modality: str, config: Any) -> Extractor:
             from .audio import LibrosaExtractor
             return LibrosaExtractor(config)
     elif modality == "vision":
-        if config.backend == "mediapipe":
-            from .vision_mediapipe import MediaPipeExtractor
-            return MediaPipeExtractor(config)
+        if config.backend == "blendshapes":
+            from .vision_blendshapes import BlendshapesExtractor
+            return BlendshapesExtractor(config)
+        if config.backend == "landmarks":
+            from .vision_landmarks import LandmarksExtractor
+            return LandmarksExtractor(config)
         if config.backend == "pyfeat":
             from .vision_pyfeat import PyFeatExtractor
             return PyFeatExtractor(config)

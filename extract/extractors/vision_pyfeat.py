@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
-from ..media import decode_frames
+from ..media import SampledFrames
 from .base import Extractor, Result, Segment
 
 if TYPE_CHECKING:  # a py-feat result table; pandas comes with py-feat
@@ -20,12 +20,14 @@ EMOTIONS = ["anger", "disgust", "fear", "happiness", "sadness", "surprise", "neu
 POSE = ["Pitch", "Roll", "Yaw"]
 COLUMNS = AUS + EMOTIONS + POSE + ["FaceScore"]
 FEATURES = COLUMNS + ["face_presence"]
+# Frames per Detector call: bounds memory on long spans while keeping batches for the network.
+CHUNK_FRAMES = 64
 
 INSTALL_HELP = (
     "py-feat backend: install py-feat 2.1.5 with a torchvision that matches your torch "
     "(pip install py-feat==2.1.5; on CPU-only torch this pulls a matching CUDA torch, see docs/extractors.md), "
     "then run `python -c \"import feat; feat.Detector()\"` once with network access so it downloads its "
-    "weights from the Hugging Face hub into HF_HOME; or use --vision.backend mediapipe")
+    "weights from the Hugging Face hub into HF_HOME; or use --vision.backend blendshapes")
 
 
 def table_to_result(table: pd.DataFrame, timestamps: np.ndarray, min_confidence: float) -> Result:
@@ -84,8 +86,15 @@ class PyFeatExtractor(Extractor):
         import torch
         if self.detector is None:
             self.setup()
-        frames, stamps = decode_frames(segment, self.config.fps, self.config.max_side)
-        images = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2)  # (K, 3, H, W) uint8
-        table = self.detector.detect(images, data_type="tensor", progress_bar=False,
-                                     face_detection_threshold=self.config.min_confidence)
-        return table_to_result(table, stamps, self.config.min_confidence)
+        parts: list[Result] = []  # per chunk: py-feat's wide tables are reduced as they come
+        with SampledFrames(segment, self.config.fps, self.config.max_side) as frames:
+            for chunk in frames.chunks(CHUNK_FRAMES):
+                images = torch.from_numpy(np.stack(chunk)).permute(0, 3, 1, 2)  # (k, 3, H, W) uint8
+                table = self.detector.detect(images, data_type="tensor", progress_bar=False,
+                                             face_detection_threshold=self.config.min_confidence)
+                done = sum(len(p.values) for p in parts)
+                parts.append(table_to_result(table, frames.timestamps[done:done + len(chunk)],
+                                             self.config.min_confidence))
+        mask = np.concatenate([p.frame_mask for p in parts])
+        return Result(values=np.concatenate([p.values for p in parts]), timestamps=frames.timestamps,
+                      frame_mask=mask, status="ok" if mask.any() else "absent")

@@ -6,6 +6,7 @@ import dataclasses
 import pytest
 
 from ebmc.extract.extractors import AudioConfig, TextConfig, VisionConfig, make_extractor
+from ebmc.extract.extractors.vision_blendshapes import find_model
 from ebmc.store import fingerprint
 
 # One valid alternative value per field (the backend field is walked by choosing the backend).
@@ -13,12 +14,14 @@ from ebmc.store import fingerprint
 ALTERNATIVES = {
     AudioConfig: {"feature_set": "ComParE_2016", "level": "functionals", "sample_rate": 22050, "n_mfcc": 13,
                   "hop_ms": 20.0, "win_ms": 40.0, "fmin": 80.0, "fmax": 400.0, "silence_dbfs": -50.0},
-    VisionConfig: {"fps": 5.0, "max_side": 320, "min_confidence": 0.7, "openface_dir": "/elsewhere/csvs"},
+    VisionConfig: {"fps": 5.0, "max_side": 320, "min_confidence": 0.7, "au_columns": True,
+                   "model_path": str(find_model("")), "openface_dir": "/elsewhere/csvs"},
     TextConfig: {"max_tokens": 16, "batch_size": 3, "threads": 1},  # model: see the text test below
 }
 BACKENDS = {
     AudioConfig: [("audio", {"backend": "opensmile"}), ("audio", {"backend": "librosa"})],
-    VisionConfig: [("vision", {"backend": "mediapipe"}), ("vision", {"backend": "pyfeat"}),
+    VisionConfig: [("vision", {"backend": "blendshapes"}), ("vision", {"backend": "landmarks"}),
+                   ("vision", {"backend": "pyfeat"}),
                    ("vision", {"backend": "openface", "openface_dir": "/data/csvs"})],
 }
 
@@ -71,3 +74,4 @@ def test_producers_hold_no_paths(tiny_bert):
     for producer in producers:
         text = repr(producer)
         assert str(tiny_bert) not in text and "/data/csvs" not in text, producer["name"]
+        assert str(find_model("")) not in text, producer["name"]

@@ -114,7 +114,7 @@ def test_shards_then_commit(tmp_path, fake, capsys):
 
 
 def test_real_extractors_end_to_end(tmp_path, capsys):
-    """MiniLM text, openSMILE audio and MediaPipe vision on generated talking-face clips, 2 workers."""
+    """The defaults (MiniLM text, openSMILE audio, blendshapes vision) on generated talking-face clips, 2 workers."""
     if shutil.which("espeak-ng") is None:
         from media_fixtures import skip_or_fail
         skip_or_fail("espeak-ng not installed (apt-get install espeak-ng)")
@@ -133,6 +133,7 @@ def test_real_extractors_end_to_end(tmp_path, capsys):
     assert text.status.tolist() == ["ok"] * 4
     assert abs(audio.lengths[0] - 300) <= 5 and abs(audio.lengths[2] - 150) <= 5  # 10 ms hops over 3 s and 1.5 s
     assert vision.lengths[:3].tolist() == [30, 30, 15]  # 10 fps
+    assert vision.dim == 52 + 3 + 1 and "/" not in vision.producer["config"]["model"]  # its sha256, not its path
     assert not vision.sequence(1, "frame_mask")[12:18].any() and vision.sequence(1, "frame_mask")[:8].all()
     assert text.has("token_ids") and text.has("word_ids") and text.dim == 384
     assert (Path(text.info["model_path"]) / "config.json").is_file()  # what the [UNK] protocol re-loads

@@ -117,11 +117,11 @@ def test_audio_bad_input(media, name, expect):
         make_extractor("audio", AudioConfig()).extract(seg(media[name]))
 
 
-# --- vision: mediapipe -------------------------------------------------------------------------
+# --- vision: landmarks (face mesh) -------------------------------------------------------------
 
-def test_mediapipe_face_rows_and_masked_blank_frames(media, capfd, caplog):
-    ex = make_extractor("vision", VisionConfig(fps=10))
-    with caplog.at_level(logging.DEBUG, logger="ebmc.extract.extractors.vision_mediapipe"):
+def test_landmarks_face_rows_and_masked_blank_frames(media, capfd, caplog):
+    ex = make_extractor("vision", VisionConfig(backend="landmarks", fps=10))
+    with caplog.at_level(logging.DEBUG, logger="ebmc.extract.extractors.vision_landmarks"):
         r = ex.extract(seg(media["blank_face"]))
     # MediaPipe's native start-up notices go to the log, not over the progress bar on the terminal
     assert "inference_feedback_manager" not in capfd.readouterr().err
@@ -138,9 +138,10 @@ def test_mediapipe_face_rows_and_masked_blank_frames(media, capfd, caplog):
 
 def test_landmark_descriptors_ignore_in_plane_rotation_and_scale(media):
     import mediapipe as mp
-    from ebmc.extract.extractors.vision_mediapipe import descriptors
-    from ebmc.extract.media import decode_frames
-    rgb = decode_frames(seg(media["talking"], 0, 0.1), fps=10, max_side=256)[0][0]
+    from ebmc.extract.extractors.vision_landmarks import descriptors
+    from ebmc.extract.media import SampledFrames
+    with SampledFrames(seg(media["talking"], 0, 0.1), fps=10, max_side=256) as frames:
+        rgb = next(iter(frames))
     with mp.solutions.face_mesh.FaceMesh(static_image_mode=True, refine_landmarks=True) as mesh:
         lm = mesh.process(rgb).multi_face_landmarks[0].landmark
     pts = np.array([(p.x * 256, p.y * 256, p.z * 256) for p in lm])
@@ -151,8 +152,8 @@ def test_landmark_descriptors_ignore_in_plane_rotation_and_scale(media):
     assert d1[14] - d0[14] == pytest.approx(a, abs=1e-4)  # only head_roll moves
 
 
-def test_mediapipe_real_videos_face_appearing_and_absent(pyfeat_data):
-    ex = make_extractor("vision", VisionConfig(fps=5, max_side=320))
+def test_landmarks_real_videos_face_appearing_and_absent(pyfeat_data):
+    ex = make_extractor("vision", VisionConfig(backend="landmarks", fps=5, max_side=320))
     none = ex.extract(seg(pyfeat_data / "no_face.mp4"))
     assert none.status == "absent" and not none.frame_mask.any() and none.values.shape == (20, 16)
     mixed = ex.extract(seg(pyfeat_data / "face_noface.mov"))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from ebmc.extract.extractors import ExtractionError, Segment
-from ebmc.extract.media import decode_audio, decode_frames
+from ebmc.extract.media import SampledFrames, decode_audio
 from media_fixtures import read_wav
 
 SR = 16000
@@ -17,6 +17,12 @@ SR = 16000
 
 def seg(path, start=None, end=None) -> Segment:
     return Segment("utt1", Path(path), start, end, None)
+
+
+def decode_frames(segment, fps, max_side):
+    """All sampled frames of ``segment`` as a list, and their timestamps (K, 2)."""
+    with SampledFrames(segment, fps, max_side) as frames:
+        return list(frames), frames.timestamps
 
 
 def test_audio_has_exact_length_and_lines_up_with_the_spoken_source(media):
@@ -95,3 +101,24 @@ def test_audio_stream_starting_late_is_placed_on_the_media_timeline(pyfeat_data)
     assert not audio[:int(2.42 * SR)].any() and np.abs(audio[int(2.5 * SR):]).max() > 0.01
     with pytest.raises(ExtractionError, match="past the end of the audio stream"):
         decode_audio(seg(mov, 6.0, 7.0), SR)
+
+
+
+def live_frames_peak(frames) -> int:
+    """Iterate ``frames`` like a streaming consumer (each frame dropped before the next) and return
+    the most frames alive at once: what the decoder holds on to (PyAV's buffers escape tracemalloc)."""
+    import weakref
+    refs, peak = [], 0
+    for rgb in frames:
+        refs.append(weakref.ref(rgb))
+        del rgb
+        peak = max(peak, sum(r() is not None for r in refs))
+    return peak
+
+
+def test_frames_are_streamed_not_held(tmp_path):
+    from media_fixtures import face_image, write_mp4
+    video = write_mp4(tmp_path / "long.mp4", image=face_image(64), duration=20.0, fps=10)
+    with SampledFrames(seg(video), fps=10, max_side=64) as frames:
+        assert len(frames) == 200
+        assert live_frames_peak(frames) <= 2  # the frame on screen (and the previous one while decoding)

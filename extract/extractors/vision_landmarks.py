@@ -10,7 +10,7 @@ from typing import ClassVar, Iterator
 
 import numpy as np
 
-from ..media import decode_frames
+from ..media import SampledFrames
 from .base import Extractor, Result, Segment
 
 log = logging.getLogger(__name__)
@@ -122,7 +122,7 @@ def descriptors(points: np.ndarray) -> np.ndarray:
     ], dtype=np.float32)
 
 
-class MediaPipeExtractor(Extractor):
+class LandmarksExtractor(Extractor):
     """Landmark features from MediaPipe face mesh (478 points, refine_landmarks), one row per
     sampled frame: values (T, 16) named by ``FEATURES``. These are geometric stand-ins for action
     units, not AU intensities. A frame without a face is a zero row with frame_mask False; no
@@ -148,10 +148,10 @@ class MediaPipeExtractor(Extractor):
                                                min_tracking_confidence=self.config.min_confidence)
 
     def extract(self, segment: Segment) -> Result:
-        frames, stamps = decode_frames(segment, self.config.fps, self.config.max_side)
-        values = np.zeros((len(frames), len(FEATURES)), np.float32)
-        mask = np.zeros(len(frames), bool)
-        with native_stderr_to_log(), self._mesh() as mesh:
+        with SampledFrames(segment, self.config.fps, self.config.max_side) as frames, \
+                native_stderr_to_log(), self._mesh() as mesh:
+            values = np.zeros((len(frames), len(FEATURES)), np.float32)
+            mask = np.zeros(len(frames), bool)
             for k, rgb in enumerate(frames):
                 found = mesh.process(rgb).multi_face_landmarks
                 if not found:
@@ -162,5 +162,5 @@ class MediaPipeExtractor(Extractor):
                 pts = np.array([(p.x * w, p.y * h, p.z * w) for p in lm], dtype=np.float64)
                 values[k] = descriptors(pts)
                 mask[k] = True
-        return Result(values=values, timestamps=stamps, frame_mask=mask,
+        return Result(values=values, timestamps=frames.timestamps, frame_mask=mask,
                       status="ok" if mask.any() else "absent")
