@@ -144,9 +144,12 @@ class FeatureSet:
 
 
 class Store:
-    """A committed dataset: utterance table, task and labels, one feature set per modality."""
+    """A committed dataset: utterance table, task and labels, one feature set per modality.
 
-    def __init__(self, root: str | Path):
+    ``features`` picks a named variant of the feature sets (e.g. "aligned"); None = the default ones.
+    """
+
+    def __init__(self, root: str | Path, features: str | None = None):
         root = Path(root)
         path = root / STORE_FILE
         if not path.exists():
@@ -163,9 +166,15 @@ class Store:
         self.label_columns: list[str] = list(meta["label_columns"])
         self.classes: list[str] | None = meta["classes"]
         self.n: int = meta["n"]
+        self.variant = features
+        sets = meta["feature_sets"] if features is None else meta.get("variants", {}).get(features)
+        if sets is None:
+            have = ", ".join(meta.get("variants", {})) or "none"
+            raise StoreError(f"{root}: no feature-set variant {features!r} (variants: {have}); "
+                             "ebmc-extract --align words writes the 'aligned' one")
         problems = []
         self._feature_sets: dict[str, FeatureSet] = {}
-        for m, rel in meta["feature_sets"].items():
+        for m, rel in sets.items():
             try:
                 man = read_manifest(root / rel)
             except StoreError as e:
@@ -220,6 +229,7 @@ class Store:
         return {m: fs.fingerprint for m, fs in self._feature_sets.items()}
 
 
-def open_store(root: str | Path) -> Store:
-    """Open a committed feature store; raises StoreError with a fix-it message otherwise."""
-    return Store(root)
+def open_store(root: str | Path, features: str | None = None) -> Store:
+    """Open a committed feature store (its ``features`` variant, e.g. "aligned"; None = the default
+    feature sets); raises StoreError with a fix-it message otherwise."""
+    return Store(root, features)
