@@ -223,9 +223,9 @@ def extract(manifest: Manifest, store_root: Path, configs: dict[str, Any], *, wo
             asr: AsrConfig | None = None) -> dict[str, ModalityReport]:
     """Extract the missing utterances of ``shard`` (and those a crash failed) into the cache.
 
-    Audio, vision and speech recognition go to ``workers`` processes; then text runs batched in
-    the main process (its transcripts may come from speech recognition). Returns one report per
-    modality, and one for "asr" when it ran.
+    Audio, vision and speech recognition go to ``workers`` processes while text runs batched in
+    the main process; when some transcripts come from speech recognition, text waits for it.
+    Returns one report per modality, and one for "asr" when it ran.
     """
     if shard is None:  # a sharded run may share the cache with writers on other machines
         for m in [*configs, "asr"]:
@@ -236,7 +236,13 @@ def extract(manifest: Manifest, store_root: Path, configs: dict[str, Any], *, wo
     if asr_rows := _asr_rows(manifest, rows, asr):
         media["asr"], taken = _asr_plan(manifest, store_root, asr, asr_rows, hasher, workers,
                                         media.get("audio"), configs.get("audio"))
+    text = None
+    if "text" in configs and not asr_rows:  # no transcript to wait for: text overlaps the workers
+        text = _plan(manifest, store_root, "text", configs["text"], rows, hasher, workers)
+        media = {"text": text, **media}
     hasher.save()
+    if "text" in configs and workers > 1:
+        log.info("text is extracted in the main process, batched (--text.batch_size); --workers applies to audio and vision")
     _run_plans(manifest, media, workers)
     if taken:  # audio computed by the ASR jobs from their decode
         audio = media["audio"]
@@ -251,15 +257,12 @@ def extract(manifest: Manifest, store_root: Path, configs: dict[str, Any], *, wo
                     reason = entry.reason if entry is not None else "the ASR job that also extracts audio failed; rerun"
                     audio.report.failures.append((item.video, item.utterance_id, reason))
         log.info("audio of %d utterances computed by the ASR jobs from the same decode", sum(map(len, taken.values())))
-    reports = {m: p.report for m, p in media.items()}
-    if "text" in configs:
-        if workers > 1:
-            log.info("text is extracted in the main process, batched (--text.batch_size); --workers applies to audio and vision")
+    if "text" in configs and text is None:  # after speech recognition, which gives the transcripts
         spoken = _spoken(manifest, store_root, asr, rows, hasher)
         text = _plan(manifest, store_root, "text", configs["text"], rows, hasher, workers, spoken)
         _run_plans(manifest, {"text": text}, workers)
-        reports = {"text": text.report, **reports}
-    return reports
+        media = {"text": text, **media}
+    return {m: p.report for m, p in media.items()}
 
 
 def _timed(text: Result, words: Result) -> Result:
