@@ -14,6 +14,7 @@ import dataclasses
 import functools
 import importlib.util
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -181,6 +182,18 @@ class WhisperAsr(Extractor):
         return Result(values=np.array([[w.probability] for w in words], np.float32).reshape(-1, 1),
                       timestamps=times, extras={"words": np.array([w.word.strip() for w in words], dtype=str)},
                       status="ok" if words else "absent")
+
+
+def word_error_rate(reference: str, hypothesis: str) -> float:
+    """Word error rate of ``hypothesis`` against ``reference``: word-level Levenshtein distance over
+    the reference's word count, both lower-cased with punctuation other than apostrophes removed."""
+    ref, hyp = (re.sub(r"[^a-z' ]", " ", t.lower()).split() for t in (reference, hypothesis))
+    d = np.arange(len(hyp) + 1)
+    for i, r in enumerate(ref, 1):
+        prev, d[0] = d.copy(), i
+        for j, h in enumerate(hyp, 1):
+            d[j] = min(prev[j] + 1, d[j - 1] + 1, prev[j - 1] + (r != h))
+    return float(d[-1]) / max(len(ref), 1)
 
 
 def transcript_of(result: Result) -> str:
