@@ -341,7 +341,7 @@ def _with_transcripts(manifest: Manifest, spoken: dict[int, Spoken], asr: AsrCon
     if asr.mode == "always" and "transcript" in table.columns:
         table["given_transcript"] = table["transcript"]
     source = np.full(len(table), "given", dtype=object)
-    text = table["transcript"].astype(object).to_numpy() if "transcript" in table.columns else np.full(len(table), None, object)
+    text = np.array(table["transcript"], dtype=object) if "transcript" in table.columns else np.full(len(table), None, object)
     for i, entry in spoken.items():
         ok = isinstance(entry, Result) and entry.status == "ok"
         source[i] = "asr" if ok else "no speech" if isinstance(entry, Result) else "asr failed"

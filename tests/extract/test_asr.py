@@ -53,3 +53,27 @@ def test_audio_features_come_from_the_asr_decode(media, tmp_path, monkeypatch):
     shared = cache.read_entry(tmp_path, "k1")
     np.testing.assert_array_equal(shared.values, separate.values)
     np.testing.assert_array_equal(shared.timestamps, separate.timestamps)
+
+
+def test_asr_always_keeps_the_given_transcript_and_a_rerun_transcribes_nothing(media, tiny_bert, tmp_path):
+    from ebmc.extract.extractors import TextConfig
+    from ebmc.extract.manifest import load_manifest
+    from ebmc.extract.pipeline import run
+    from ebmc.store import open_store
+    import pandas as pd
+    pd.DataFrame([{"utterance_id": "t", "video": "talking.mp4", "transcript": "what the user typed"},
+                  {"utterance_id": "s", "video": "silent.mp4", "transcript": "typed for a silent clip"}]
+                 ).to_csv(tmp_path / "m.csv", index=False)
+    manifest = load_manifest(media["talking"].parent, tmp_path / "m.csv")
+    configs = {"text": TextConfig(model=str(tiny_bert))}
+    root, reports = run(manifest, tmp_path / "f", configs, asr=AsrConfig(mode="always", threads=1))
+    assert (reports["asr"].new, reports["asr"].absent) == (2, 1)
+    table = open_store(root).utterances
+    assert table["given_transcript"].tolist() == ["what the user typed", "typed for a silent clip"]
+    assert table["transcript_source"].tolist() == ["asr", "no speech"] and table["text_status"].tolist() == ["ok", "absent"]
+    assert word_error_rate(SPOKEN, table["transcript"][0]) <= 0.2
+    _, again = run(manifest, tmp_path / "f", configs, asr=AsrConfig(mode="always", threads=1))
+    assert (again["asr"].cached, again["asr"].new, again["text"].new) == (2, 0, 0)
+    # auto: given transcripts win, nothing is transcribed
+    _, auto = run(manifest, tmp_path / "f", configs, asr=AsrConfig(threads=1))
+    assert "asr" not in auto and open_store(root).utterances["transcript"].tolist()[0] == "what the user typed"
