@@ -332,8 +332,8 @@ def _assemble(manifest: Manifest, store_root: Path, modality: str, config: Any, 
 
 def _with_transcripts(manifest: Manifest, spoken: dict[int, Spoken], asr: AsrConfig | None) -> pd.DataFrame:
     """The utterance table with each transcript's source: ``transcript_source`` given / asr / no speech /
-    asr failed, ``transcript`` the text the features were computed from (``given_transcript`` keeps
-    a given one that ``--asr always`` replaced)."""
+    asr failed, ``asr_model`` the model (name and content hash) where ASR ran, ``transcript`` the text
+    the features were computed from (``given_transcript`` keeps a given one that ``--asr always`` replaced)."""
     table = manifest.table
     if not spoken:
         return table
@@ -341,12 +341,14 @@ def _with_transcripts(manifest: Manifest, spoken: dict[int, Spoken], asr: AsrCon
     if asr.mode == "always" and "transcript" in table.columns:
         table["given_transcript"] = table["transcript"]
     source = np.full(len(table), "given", dtype=object)
+    model = np.full(len(table), "", dtype=object)
+    model[sorted(spoken)] = f"{asr.model} {describe(asr)['model_content']}"
     text = np.array(table["transcript"], dtype=object) if "transcript" in table.columns else np.full(len(table), None, object)
     for i, entry in spoken.items():
         ok = isinstance(entry, Result) and entry.status == "ok"
         source[i] = "asr" if ok else "no speech" if isinstance(entry, Result) else "asr failed"
         text[i] = transcript_of(entry) if ok else None
-    table["transcript"], table["transcript_source"] = text, source
+    table["transcript"], table["transcript_source"], table["asr_model"] = text, source, model
     return table
 
 

@@ -71,6 +71,7 @@ def test_asr_always_keeps_the_given_transcript_and_a_rerun_transcribes_nothing(m
     table = open_store(root).utterances
     assert table["given_transcript"].tolist() == ["what the user typed", "typed for a silent clip"]
     assert table["transcript_source"].tolist() == ["asr", "no speech"] and table["text_status"].tolist() == ["ok", "absent"]
+    assert table["asr_model"][0].startswith("tiny.en sha256:")
     assert word_error_rate(SPOKEN, table["transcript"][0]) <= 0.2
     _, again = run(manifest, tmp_path / "f", configs, asr=AsrConfig(mode="always", threads=1))
     assert (again["asr"].cached, again["asr"].new, again["text"].new) == (2, 0, 0)
