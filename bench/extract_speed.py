@@ -1,6 +1,6 @@
 """Benchmark of ebmc-extract: utterances/s and real-time factor per modality and overall, with 1 and 2 workers; peak memory on long videos.
 
-    python bench/extract_speed.py [--n 60] [--workers 1 2] [--work DIR] [--json FILE]
+    python bench/extract_speed.py [--n 60] [--workers 1 2] [--work DIR] [--json FILE] [--asr]
     python bench/extract_speed.py --long [--long-minutes 1 5] [--work DIR] [--json FILE]
 
 Generates ``--n`` talking-face clips (espeak-ng speech over scikit-image's astronaut, 640x360,
@@ -94,7 +94,11 @@ def bench(videos: Path, manifest_file: Path, out: Path, workers: int, media_s: f
     pipeline.commit(manifest, out / "all" / manifest.dataset, {m: cls() for m, cls in CONFIGS.items()}, hasher)
     rows["commit"] = {"seconds": time.perf_counter() - start, "cpu_seconds": cpu_seconds() - cpu, "failed": 0}
     rows["overall"] = {k: rows["all"][k] + rows["commit"][k] for k in ("seconds", "cpu_seconds", "failed")}
-    n = len(manifest.items)
+    return add_rates(rows, len(manifest.items), media_s)
+
+
+def add_rates(rows: dict, n: int, media_s: float) -> dict:
+    """Utterances/s and real-time factor of each timed row."""
     for r in rows.values():
         r["utt_per_s"] = n / r["seconds"]
         r["realtime_x"] = media_s / r["seconds"]
@@ -137,6 +141,36 @@ def bench_long(work: Path, minutes: list[float]) -> dict:
             print(f"{backend}: peak grows {slope:+.2f} MiB per minute of video; at 60 min: "
                   f"{hi['peak_mib'] + slope * (60 - hi['minutes']):.0f} MiB (extrapolated)")
     return rows
+def bench_asr(videos: Path, manifest_file: Path, out: Path, workers: int, media_s: float) -> dict:
+    """With speech recognition (--asr): the manifest without its transcript column, so text comes
+    from ASR; ASR alone, then all three modalities at defaults with ASR, plus the commit."""
+    from ebmc.extract import cache, pipeline
+    from ebmc.extract.asr import AsrConfig, word_error_rate
+    from ebmc.extract.cli import CONFIGS
+    from ebmc.extract.manifest import load_manifest
+    from ebmc.store import open_store
+
+    bare = manifest_file.with_name("manifest-asr.csv")
+    pd.read_csv(manifest_file).drop(columns="transcript").to_csv(bare, index=False)
+    manifest = load_manifest(videos, bare)
+    rows = {}
+    for name, mods in (("asr", []), ("all+asr", list(CONFIGS))):
+        root = out / name / manifest.dataset
+        hasher = cache.MediaHasher(root)
+        start, cpu = time.perf_counter(), cpu_seconds()
+        reports = pipeline.extract(manifest, root, {m: CONFIGS[m]() for m in mods}, workers=workers, hasher=hasher,
+                                   asr=AsrConfig())
+        rows[name] = {"seconds": time.perf_counter() - start, "cpu_seconds": cpu_seconds() - cpu,
+                      "failed": sum(r.failed for r in reports.values())}
+    start, cpu = time.perf_counter(), cpu_seconds()
+    pipeline.commit(manifest, out / "all+asr" / manifest.dataset, {m: cls() for m, cls in CONFIGS.items()}, hasher, AsrConfig())
+    rows["commit"] = {"seconds": time.perf_counter() - start, "cpu_seconds": cpu_seconds() - cpu, "failed": 0}
+    rows["overall+asr"] = {k: rows["all+asr"][k] + rows["commit"][k] for k in ("seconds", "cpu_seconds", "failed")}
+    spoken = pd.read_csv(manifest_file)["transcript"]
+    heard = open_store(out / "all+asr" / manifest.dataset).utterances["transcript"].fillna("")
+    print(f"workers {workers}: ASR word error rate over the {len(spoken)} clips: mean "
+          f"{np.mean([word_error_rate(a, b) for a, b in zip(spoken, heard)]):.1%}")
+    return add_rates(rows, len(manifest.items), media_s)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -147,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", type=Path, help="also write the numbers to this file")
     p.add_argument("--long", action="store_true", help="measure peak memory on long videos instead")
     p.add_argument("--long-minutes", type=float, nargs="+", default=[1.0, 5.0], help="long video lengths (minutes)")
+    p.add_argument("--asr", action="store_true", help="only the runs with speech recognition (text from ASR, no "
+                   "transcripts): ASR alone and all three modalities, and the ASR share of that run")
     args = p.parse_args(argv)
     work = args.work or Path(tempfile.mkdtemp(prefix="ebmc-bench-"))
     load = os.getloadavg()
@@ -175,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         results = {}
         for w in args.workers:
             shutil.rmtree(work / f"features-{w}", ignore_errors=True)
-            results[w] = bench(work / "videos", manifest, work / f"features-{w}", w, media_s)
+            results[w] = (bench_asr if args.asr else bench)(work / "videos", manifest, work / f"features-{w}", w, media_s)
         print(f"\nmachine: {machine}")
         print(f"load average before/after: {load[0]:.1f} / {os.getloadavg()[0]:.1f} (other processes share the CPUs above 0)")
         print(f"{'workers':>7s}  {'stage':9s} {'seconds':>8s} {'utt/s':>7s} {'x real time':>11s} {'cpu s':>7s} {'failed':>6s}")
@@ -183,6 +219,9 @@ def main(argv: list[str] | None = None) -> int:
             for stage, r in rows.items():
                 print(f"{w:7d}  {stage:9s} {r['seconds']:8.2f} {r['utt_per_s']:7.2f} {r['realtime_x']:11.1f} "
                       f"{r['cpu_seconds']:7.1f} {r['failed']:6d}")
+            if args.asr:
+                print(f"{w:7d}  ASR share of all+asr: {rows['asr']['seconds'] / rows['all+asr']['seconds']:.0%} of the "
+                      f"time, {rows['asr']['cpu_seconds'] / rows['all+asr']['cpu_seconds']:.0%} of the CPU")
         if args.json:
             args.json.write_text(json.dumps({"machine": machine, "n": args.n, "media_seconds": media_s,
                                              "imports_seconds": imports, "load_average": [load[0], os.getloadavg()[0]],

@@ -2,7 +2,8 @@
 
     ebmc-extract VIDEOS_DIR --out FEATURES_DIR [--manifest FILE] [--dataset NAME]
                  [--modalities text audio vision] [--workers N] [--shard i/N | --commit]
-                 [--text.model ...] [--audio.backend ...] [--vision.fps ...]
+                 [--asr auto|off|always] [--align none|words]
+                 [--text.model ...] [--audio.backend ...] [--vision.fps ...] [--asr.model ...]
 
 Exit status: 0 when every utterance was extracted, 1 when some failed (the store is still
 committed, failures marked "failed"), 2 when the input or settings are unusable (nothing done),
@@ -20,6 +21,7 @@ from typing import Any, Sequence
 from ebmc.store import MODALITIES, StoreError
 from ebmc.store.flags import add_dataclass_flags, dataclass_from_args
 
+from .asr import AsrConfig
 from .extractors.config import AudioConfig, TextConfig, VisionConfig
 from .manifest import load_manifest
 from .pipeline import ModalityReport, run
@@ -54,8 +56,15 @@ def build_parser() -> argparse.ArgumentParser:
     group = p.add_mutually_exclusive_group()
     group.add_argument("--shard", type=_shard, metavar="i/N", help="extract only shard i of N into the shared cache; no commit")
     group.add_argument("--commit", action="store_true", help="extract nothing; commit the store from the cache all shards filled")
+    p.add_argument("--asr", dest="asr.mode", choices=("auto", "off", "always"), default=argparse.SUPPRESS,
+                   help="speech recognition: 'auto' transcribes utterances without a transcript (default), 'off', "
+                        "'always' transcribes every one (same as --asr.mode)")
+    p.add_argument("--align", choices=("none", "words"), default="none",
+                   help="'words' also writes word-aligned feature sets (the store's 'aligned' variant): one row per "
+                        "ASR word, audio and vision averaged over its span, text pooled over its tokens")
     for m, cls in CONFIGS.items():
         add_dataclass_flags(p, m, cls)
+    add_dataclass_flags(p, "asr", AsrConfig)
     return p
 
 
@@ -93,7 +102,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         manifest = load_manifest(args.videos, args.manifest, args.dataset)
         with stop_on_signals():
             root, reports = run(manifest, args.out, configs, workers=args.workers, shard=args.shard,
-                                commit_only=args.commit)
+                                commit_only=args.commit, asr=dataclass_from_args(args, "asr", AsrConfig()),
+                                align=args.align == "words")
     except (StoreError, SetupError) as e:
         print(f"ebmc-extract: {e}", file=sys.stderr)
         return 2

@@ -141,9 +141,12 @@ class FeatureSet:
 
 
 class Store:
-    """A committed dataset: utterance table, task and labels, one feature set per modality."""
+    """A committed dataset: utterance table, task and labels, one feature set per modality.
 
-    def __init__(self, root: str | Path, verify: bool = False):
+    ``features`` picks a named variant of the feature sets (e.g. "aligned"); None = the default ones.
+    """
+
+    def __init__(self, root: str | Path, verify: bool = False, features: str | None = None):
         root = Path(root)
         path = root / STORE_FILE
         if not path.exists():
@@ -166,9 +169,15 @@ class Store:
         self.label_columns: list[str] = list(meta["label_columns"])
         self.classes: list[str] | None = meta["classes"]
         self.n: int = meta["n"]
+        self.variant = features
+        sets = meta["feature_sets"] if features is None else meta.get("variants", {}).get(features)
+        if sets is None:
+            have = ", ".join(meta.get("variants", {})) or "none"
+            raise StoreError(f"{root}: no feature-set variant {features!r} (variants: {have}); "
+                             "ebmc-extract --align words writes the 'aligned' one")
         problems = []
         self._feature_sets: dict[str, FeatureSet] = {}
-        for m, rel in meta["feature_sets"].items():
+        for m, rel in sets.items():
             try:
                 man = read_manifest(root / rel, verify)
             except StoreError as e:
@@ -230,10 +239,11 @@ class Store:
         return {m: fs.fingerprint for m, fs in self._feature_sets.items()}
 
 
-def open_store(root: str | Path, verify: bool = False) -> Store:
+def open_store(root: str | Path, verify: bool = False, features: str | None = None) -> Store:
     """Open a committed feature store; raises StoreError with a fix-it message otherwise.
 
     Sizes, structure and index checksums are always checked; ``verify`` also hashes every file's
-    full content against its recorded checksum (see ``validate.py``).
+    full content against its recorded checksum (see ``validate.py``). ``features`` picks a variant
+    of the feature sets (e.g. "aligned"); None = the default ones.
     """
-    return Store(root, verify)
+    return Store(root, verify, features)

@@ -202,11 +202,14 @@ def write_feature_set(root: str | Path, modality: str, ids: Sequence[str], data:
 @locked
 def commit_store(root: str | Path, *, dataset: str, task: str | None, utterances: pd.DataFrame,
                  feature_sets: dict[str, str], label_columns: Sequence[str] = ("label",),
-                 classes: Sequence[str] | None = None, source: dict[str, Any] | None = None) -> Path:
+                 classes: Sequence[str] | None = None, source: dict[str, Any] | None = None,
+                 variants: dict[str, dict[str, str]] | None = None) -> Path:
     """Validate and commit a dataset: its utterance table and the active feature set per modality.
 
     ``feature_sets`` maps modality -> fingerprint of an already written feature set. The
-    ``<m>_length`` and ``<m>_status`` columns are filled from those feature sets. ``store.json``
+    ``<m>_length`` and ``<m>_status`` columns are filled from those feature sets. ``variants``
+    names further sets of the same utterances, {name: {modality: fingerprint}} (e.g. "aligned":
+    word-aligned features), which ``open_store(root, features=name)`` reads instead. ``store.json``
     is replaced last and atomically; until then readers see the previous commit (or none).
     """
     from .reader import read_manifest  # the reader's manifest checks are the writer's too
@@ -220,7 +223,8 @@ def commit_store(root: str | Path, *, dataset: str, task: str | None, utterances
         problems.append(f"{root}: no modality given; a store needs at least one of {', '.join(MODALITIES)}")
     ids = table[ID_COLUMN].astype(str).tolist() if ID_COLUMN in table.columns else []
     id_hash = ids_digest(ids)
-    for m, fp in feature_sets.items():
+    for name, m, fp in [*(("", m, fp) for m, fp in feature_sets.items()),
+                        *((v, m, fp) for v, sets in (variants or {}).items() for m, fp in sets.items())]:
         if m not in MODALITIES:
             problems.append(f"{root}: unknown modality {m!r}; use {', '.join(MODALITIES)}")
             continue
@@ -231,6 +235,8 @@ def commit_store(root: str | Path, *, dataset: str, task: str | None, utterances
             continue
         if man["ids_sha256"] != id_hash:
             problems.append(f"{root / m / fp}: its rows belong to another utterance list than the table being committed; rewrite the feature set for these utterances")
+            continue
+        if name:  # a variant's lengths and status are its own, not the table's columns
             continue
         codes = np.load(root / m / fp / "status.npy")
         lengths = _lengths_of(root / m / fp, man)
@@ -256,6 +262,7 @@ def commit_store(root: str | Path, *, dataset: str, task: str | None, utterances
         "ids_sha256": id_hash,
         "feature_sets": {m: f"{m}/{fp}" for m, fp in sorted(feature_sets.items(), key=lambda kv: MODALITIES.index(kv[0]))},
         "source": source or {},
+        **({"variants": {v: {m: f"{m}/{fp}" for m, fp in sets.items()} for v, sets in variants.items()}} if variants else {}),
         "committed": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
     atomic.write_json(root / STORE_FILE, meta)  # the commit point

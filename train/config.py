@@ -42,6 +42,8 @@ class DataConfig:
 
     modalities: tuple[str, ...] = setting((), "modalities to train on, a non-empty subset of text audio "
                                              "vision (empty: every modality the store has)")
+    features: str = setting("", "feature-set variant of the store: '' the default (unaligned) sets, 'aligned' "
+                                "the word-aligned ones (ebmc-extract --align words)")
     max_len_text: int | None = setting(None, "cut text sequences after this many steps (none: longest in store)")
     max_len_audio: int | None = setting(None, "cut audio sequences after this many frames (none: longest in store)")
     max_len_vision: int | None = setting(None, "cut vision sequences after this many frames (none: longest in store)")

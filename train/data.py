@@ -169,8 +169,10 @@ class Data:
 
 
 def load_data(store: str | Path | Store, cfg: DataConfig, device: torch.device | str = "cpu") -> Data:
-    """Open and check a store for training; every problem found is listed in one StoreError."""
-    store = store if isinstance(store, Store) else open_store(store)
+    """Open and check a store for training (its ``cfg.features`` variant); every problem found is listed in one StoreError."""
+    variant = cfg.features or None
+    if not isinstance(store, Store) or store.variant != variant:
+        store = open_store(store.root if isinstance(store, Store) else store, features=variant)
     problems = []
     if store.task is None:
         problems.append(f"{store.root}: the store has no labels (extracted from a bare folder); add labels to train")

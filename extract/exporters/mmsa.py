@@ -15,6 +15,7 @@ import numpy as np
 
 from ebmc.store import MODALITIES, SPLITS, Store, StoreError, open_store
 from ebmc.store import atomic
+from ebmc.extract.align import ALIGNED
 from ebmc.extract.importers.mmsa import EXTRA_COLUMNS, LENGTH_KEYS, TEXT_BERT_PARTS
 
 
@@ -36,7 +37,11 @@ def _rows(fs, idx: np.ndarray, name: str, T: int) -> np.ndarray:
 
 
 def store_to_mmsa(store: Store) -> dict:
-    """The MMSA dict ``{split: {key: array}}`` of a regression store with text, audio and vision."""
+    """The MMSA dict ``{split: {key: array}}`` of a regression store with text, audio and vision.
+
+    A store opened with its "aligned" variant gives MMSA's aligned layout: one step per word in
+    every modality, all padded to the same length (the most words of any utterance).
+    """
     problems = []
     if store.task != "regression":
         problems.append(f"{store.root}: task is {store.task!r}; MMSA pickles hold regression labels")
@@ -49,6 +54,7 @@ def store_to_mmsa(store: Store) -> dict:
     from_mmsa = source.get("format") == "mmsa"
     dtypes, shapes = (source.get("dtypes", {}), source.get("shapes", {})) if from_mmsa else ({}, {})
     table = store.utterances
+    common = max(store.features(m).max_length for m in MODALITIES) if store.variant == ALIGNED else None
     out: dict = {}
     for split in SPLITS:
         idx = store.split_indices(split)
@@ -58,7 +64,7 @@ def store_to_mmsa(store: Store) -> dict:
                                 else np.array([""] * len(idx), dtype=object), "raw_text", dtypes, shapes)}
         for m in MODALITIES:
             fs = store.features(m)
-            T = int(fs.array("values").shape[1]) if fs.layout == "padded" else fs.max_length
+            T = common or (int(fs.array("values").shape[1]) if fs.layout == "padded" else fs.max_length)
             part[m] = _as(_rows(fs, idx, "values", T), m, dtypes, shapes)
             key = LENGTH_KEYS.get(m)
             if key and (key in dtypes or not from_mmsa):
@@ -77,9 +83,9 @@ def store_to_mmsa(store: Store) -> dict:
     return out
 
 
-def export_mmsa(root: str | Path, out: str | Path) -> Path:
-    """Write the store at ``root`` as an MMSA pickle at ``out`` (atomically)."""
-    data, out = store_to_mmsa(open_store(root, verify=True)), Path(out)
+def export_mmsa(root: str | Path, out: str | Path, aligned: bool = False) -> Path:
+    """Write the store at ``root`` (its word-aligned sets with ``aligned``) as an MMSA pickle at ``out`` (atomically)."""
+    data, out = store_to_mmsa(open_store(root, verify=True, features=ALIGNED if aligned else None)), Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     # streamed to the file, not through pickle.dumps: a MOSEI pickle is several GB
     with atomic.open_atomic(out) as f:
@@ -90,9 +96,11 @@ def export_mmsa(root: str | Path, out: str | Path) -> Path:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("store", type=Path, help="feature store folder, e.g. features/mosi")
     parser.add_argument("--out", type=Path, required=True, help="pickle to write, e.g. mosi_unaligned_50.pkl")
+    parser.add_argument("--aligned", action="store_true", help="write the word-aligned feature sets (ebmc-extract "
+                        "--align words) in MMSA's aligned layout: one step per word in every modality")
 
 
 def run(args: argparse.Namespace) -> int:
-    path = export_mmsa(args.store, args.out)
+    path = export_mmsa(args.store, args.out, aligned=args.aligned)
     print(f"wrote {path}")
     return 0

@@ -9,14 +9,28 @@ from ..media import check_not_silent, decode_audio
 from .base import Extractor, Result, Segment
 
 
-def _audio(segment: Segment, config) -> np.ndarray:
-    """The segment's mono samples (N,) at config.sample_rate, rejected when silent."""
-    samples = decode_audio(segment, config.sample_rate)
-    check_not_silent(samples, segment, config.silence_dbfs)
-    return samples
+class AudioExtractor(Extractor):
+    """An acoustic extractor: the segment's mono samples at ``config.sample_rate``, rejected when
+    silent, to features. ``from_samples`` lets speech recognition share one decode."""
+
+    def extract(self, segment: Segment) -> Result:
+        return self.from_samples(segment, decode_audio(segment, self.config.sample_rate))
+
+    def from_samples(self, segment: Segment, samples: np.ndarray) -> Result:
+        """Features of ``samples`` (N,) float32, the segment decoded at ``config.sample_rate``."""
+        if not self.ready():
+            self.setup()
+        check_not_silent(samples, segment, self.config.silence_dbfs)
+        return self.features(samples)
+
+    def ready(self) -> bool:
+        return True
+
+    def features(self, samples: np.ndarray) -> Result:
+        raise NotImplementedError
 
 
-class OpenSmileExtractor(Extractor):
+class OpenSmileExtractor(AudioExtractor):
     """openSMILE features: LLD (a row per 10 ms frame; timestamps are openSMILE's frame windows,
     20 ms for eGeMAPSv02 and 60 ms for ComParE_2016) or functionals (one row for the whole span)."""
     modality: ClassVar[str] = "audio"
@@ -42,17 +56,17 @@ class OpenSmileExtractor(Extractor):
     def setup(self) -> None:
         self.smile = self._smile()
 
-    def extract(self, segment: Segment) -> Result:
-        if self.smile is None:
-            self.setup()
-        samples = _audio(segment, self.config)
+    def ready(self) -> bool:
+        return self.smile is not None
+
+    def features(self, samples: np.ndarray) -> Result:
         df = self.smile.process_signal(samples, self.config.sample_rate)  # index (start, end) timedeltas
         starts = df.index.get_level_values("start").total_seconds().to_numpy()
         ends = df.index.get_level_values("end").total_seconds().to_numpy()
         return Result(values=df.to_numpy(np.float32), timestamps=np.stack([starts, ends], axis=1))
 
 
-class LibrosaExtractor(Extractor):
+class LibrosaExtractor(AudioExtractor):
     """librosa frames every ``hop_ms``: n_mfcc MFCCs, log RMS energy, pyin f0 (Hz, 0 when unvoiced),
     voiced flag and voicing probability. Frame k is centred at k * hop; its timestamps are the
     ``win_ms`` window around that centre, clipped to the span."""
@@ -77,10 +91,9 @@ class LibrosaExtractor(Extractor):
         need = 2 * self.config.sample_rate / self.config.fmin
         return int(2 ** np.ceil(np.log2(need)))
 
-    def extract(self, segment: Segment) -> Result:
+    def features(self, y: np.ndarray) -> Result:
         import librosa
         c = self.config
-        y = _audio(segment, c)
         sr = c.sample_rate
         hop = int(round(c.hop_ms * sr / 1000))
         win = int(round(c.win_ms * sr / 1000))

@@ -151,6 +151,9 @@ class Extractor:
 def make_extractor(modality: str, config: Any) -> Extractor:
     """The extractor for ``modality`` and ``config.backend`` (text has one backend)."""
     # Imports stay inside the branches: each backend pulls heavy libraries only when chosen.
+    if modality == "asr":  # speech recognition runs as a job like the extractors (ebmc.extract.asr)
+        from ..asr import WhisperAsr
+        return WhisperAsr(config)
     if modality == "text":
         from .text import TransformerTextExtractor
         return TransformerTextExtractor(config)

@@ -12,6 +12,7 @@ AudioBackend = Literal["opensmile", "librosa"]
 OpenSmileSet = Literal["eGeMAPSv02", "ComParE_2016"]
 OpenSmileLevel = Literal["lld", "functionals"]
 VisionBackend = Literal["blendshapes", "landmarks", "pyfeat", "openface"]
+TextPool = Literal["tokens", "words"]
 
 
 def _check_choice(problems: list[str], flag: str, value: str, kind: Any) -> None:
@@ -27,11 +28,14 @@ class TextConfig:
                               "optional @revision (bert-base-uncased, org/name@v1) read from the local Hugging "
                               "Face cache only")
     max_tokens: int = setting(128, "longest token sequence kept, special tokens included; longer transcripts are truncated")
+    pool: TextPool = setting("tokens", "'tokens': one row per sub-word token (special tokens included); 'words': one row "
+                                       "per whitespace-separated word, the mean of its tokens (MMSA's per-word text)")
     batch_size: int = run_only(32, metadata={"help": "utterances per forward pass"})
     threads: int = run_only(0, metadata={"help": "torch CPU threads per process (0 = torch's default)"})
 
     def __post_init__(self) -> None:
         problems = []
+        _check_choice(problems, "--text.pool", self.pool, TextPool)
         if self.max_tokens < 3:
             problems.append(f"--text.max_tokens={self.max_tokens} must be >= 3 ([CLS], a token, [SEP])")
         if self.batch_size < 1:

@@ -1,9 +1,11 @@
-"""Text extractor: token-level last hidden states of a BERT-family encoder (transformers), batched across utterances."""
+"""Text extractor: last hidden states of a BERT-family encoder (transformers) per token or per word, batched across utterances."""
 from __future__ import annotations
 
+import bisect
 import hashlib
 import logging
 import os
+import re
 from pathlib import Path
 from typing import ClassVar
 
@@ -11,6 +13,7 @@ import numpy as np
 
 from ebmc.store.fingerprint import update_from_file
 
+from ..align import pool_words
 from .base import ExtractionError, Extractor, Result, Segment, tool_versions
 from .hub import is_hub_id, resolve_hub_model, snapshot_revision
 
@@ -41,10 +44,10 @@ def resolve_model_path(model: str) -> Path:
     return path
 
 
-def model_digest(path: Path) -> str:
-    """SHA-256 over the names and bytes of the model files in ``path``."""
+def model_digest(path: Path, files: tuple[str, ...] = _MODEL_FILES) -> str:
+    """SHA-256 over the names and bytes of the model ``files`` present in folder ``path``."""
     h = hashlib.sha256()
-    for name in _MODEL_FILES:
+    for name in files:
         f = path / name
         if f.is_file():
             h.update(name.encode() + b"\0")
@@ -52,15 +55,30 @@ def model_digest(path: Path) -> str:
     return h.hexdigest()[:16]
 
 
-class TransformerTextExtractor(Extractor):
-    """Last-layer token states, special tokens included: values (T, hidden), extras token_ids and
-    word_ids (T,) int64 (word index in the transcript, -1 for special tokens).
+def word_spans(transcript: str) -> list[tuple[int, int]]:
+    """Character spans of the transcript's words: maximal runs of non-space characters, as ASR
+    gives words (punctuation stays with its word)."""
+    return [m.span() for m in re.finditer(r"\S+", transcript)]
 
-    Tokens carry no time alignment: their timestamps are NaN.
+
+def token_word_ids(offsets: list[tuple[int, int]], spans: list[tuple[int, int]]) -> np.ndarray:
+    """(T,) int64 index of the word each token's characters start in; -1 for special tokens
+    (empty offsets)."""
+    starts = [a for a, _ in spans]
+    return np.array([-1 if b <= a else bisect.bisect_right(starts, a) - 1 for a, b in offsets], dtype=np.int64)
+
+
+class TransformerTextExtractor(Extractor):
+    """Last-layer states. ``pool=tokens``: one row per token, special tokens included: values (T, hidden),
+    extras token_ids and word_ids (T,) int64 (index of the whitespace-separated word of the transcript,
+    -1 for special tokens). ``pool=words``: one row per word, the mean of its sub-word tokens: values
+    (W, hidden), extras words (W,) str; words past the token limit are dropped.
+
+    Text carries no time of its own: timestamps are NaN (the pipeline fills in ASR word times).
     """
     modality: ClassVar[str] = "text"
     name: ClassVar[str] = "transformers-token-states"
-    version: ClassVar[int] = 1
+    version: ClassVar[int] = 2  # 2: word_ids count whitespace-separated words (ASR words), not tokenizer pre-tokens
     TOOLS: ClassVar[tuple[str, ...]] = ("transformers", "tokenizers", "torch")
 
     def __init__(self, config):
@@ -128,14 +146,27 @@ class TransformerTextExtractor(Extractor):
         for b in range(0, len(todo), bs):
             idx = todo[b:b + bs]
             enc = self.tokenizer([segments[i].transcript for i in idx], padding=True, truncation=True,
-                                 max_length=self.config.max_tokens, return_tensors="pt")
+                                 max_length=self.config.max_tokens, return_tensors="pt", return_offsets_mapping=True)
+            offsets = enc.pop("offset_mapping").tolist()
             with torch.inference_mode():
                 hidden = self.model(**enc).last_hidden_state.float().numpy()  # (B, T, hidden)
             mask = enc["attention_mask"].numpy().astype(bool)  # (B, T); works for either padding side
             ids = enc["input_ids"].numpy().astype(np.int64)
             for row, i in enumerate(idx):
                 m = mask[row]
-                words = np.array([-1 if w is None else w for w in enc.word_ids(row)], dtype=np.int64)
-                out[i] = Result(values=hidden[row, m], timestamps=np.full((int(m.sum()), 2), np.nan),
-                                extras={"token_ids": ids[row, m], "word_ids": words[m]})
+                spans = word_spans(segments[i].transcript)
+                words = token_word_ids(offsets[row], spans)[m]
+                out[i] = (self._per_word(hidden[row, m], words, segments[i].transcript, spans)
+                          if self.config.pool == "words" else
+                          Result(values=hidden[row, m], timestamps=np.full((int(m.sum()), 2), np.nan),
+                                 extras={"token_ids": ids[row, m], "word_ids": words}))
         return out
+
+    @staticmethod
+    def _per_word(states: np.ndarray, words: np.ndarray, transcript: str, spans: list[tuple[int, int]]) -> Result:
+        """(W, hidden) word means of ``states`` (T, hidden), W = the words the token limit kept."""
+        n = int(words.max()) + 1
+        values, valid = pool_words(states, words, n)
+        return Result(values=values, timestamps=np.full((n, 2), np.nan),
+                      frame_mask=None if valid.all() else valid,
+                      extras={"words": np.array([transcript[a:b] for a, b in spans[:n]])})

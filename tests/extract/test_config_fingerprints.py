@@ -5,6 +5,7 @@ import dataclasses
 
 import pytest
 
+from ebmc.extract.asr import AsrConfig, asr_producer
 from ebmc.extract.extractors import AudioConfig, TextConfig, VisionConfig, make_extractor
 from ebmc.extract.extractors.vision_blendshapes import find_model
 from ebmc.store import fingerprint
@@ -16,7 +17,7 @@ ALTERNATIVES = {
                   "hop_ms": 20.0, "win_ms": 40.0, "fmin": 80.0, "fmax": 400.0, "silence_dbfs": -50.0},
     VisionConfig: {"fps": 5.0, "max_side": 320, "min_confidence": 0.7, "au_columns": True,
                    "model_path": str(find_model("")), "openface_dir": "/elsewhere/csvs"},
-    TextConfig: {"max_tokens": 16, "batch_size": 3, "threads": 1},  # model: see the text test below
+    TextConfig: {"max_tokens": 16, "pool": "words", "batch_size": 3, "threads": 1},  # model: see the text test below
 }
 BACKENDS = {
     AudioConfig: [("audio", {"backend": "opensmile"}), ("audio", {"backend": "librosa"})],
@@ -75,3 +76,29 @@ def test_producers_hold_no_paths(tiny_bert):
         text = repr(producer)
         assert str(tiny_bert) not in text and "/data/csvs" not in text, producer["name"]
         assert str(find_model("")) not in text, producer["name"]
+
+
+# mode picks which utterances are transcribed (it reaches the text features through their
+# transcripts), device and threads are run-only: none changes what one transcription is.
+ASR_ALTERNATIVES = {"mode": "always", "language": "de", "beam_size": 1, "vad": False, "compute_type": "float32",
+                    "device": "cpu", "threads": 2}
+
+
+def test_asr_fingerprint_walks_every_field(tmp_path):
+    assert {f.name for f in dataclasses.fields(AsrConfig)} - {"model"} == set(ASR_ALTERNATIVES)
+    base_fp = fingerprint(asr_producer(AsrConfig()))
+    for name, value in ASR_ALTERNATIVES.items():
+        changed = fingerprint(asr_producer(AsrConfig(**{name: value})))
+        assert (changed != base_fp) == (name in ("language", "beam_size", "vad", "compute_type")), name
+    # the model is identified by its content: a copy elsewhere hashes the same, a changed file does not
+    from ebmc.extract.asr import resolve_model
+    packaged, _ = resolve_model(AsrConfig().model)
+    copy = tmp_path / "somewhere" / "tiny"
+    copy.mkdir(parents=True)
+    for f in packaged.iterdir():
+        (copy / f.name).symlink_to(f)
+    assert fingerprint(asr_producer(AsrConfig(model=str(copy)))) == base_fp
+    assert str(copy) not in repr(asr_producer(AsrConfig(model=str(copy))))
+    (copy / "config.json").unlink()
+    (copy / "config.json").write_text((packaged / "config.json").read_text() + "\n")
+    assert fingerprint(asr_producer(AsrConfig(model=str(copy)))) != base_fp
