@@ -87,6 +87,12 @@ def _write_history(folder: Path, rows: list[dict]) -> None:
     atomic.write_bytes(folder / HISTORY, pd.DataFrame(rows).to_csv(index=False).encode())
 
 
+def read_history(folder: str | Path) -> pd.DataFrame:
+    """A run's history.csv; floats read back exactly as written (pandas' default parser does not
+    round-trip every float, so a value could differ from the one in metrics.json)."""
+    return pd.read_csv(Path(folder) / HISTORY, float_precision="round_trip")
+
+
 def _check_same(folder: Path, record: dict) -> None:
     """An existing run folder must hold the same config and features; never mix two runs in one."""
     old = json.loads((folder / CONFIG).read_text())
