@@ -103,8 +103,8 @@ def test_resume_after_kills_matches_uninterrupted(data, finished, tmp_path):
 
 def test_ablations_change_the_config_as_intended():
     expected = {"full": {}, "no_msd": {"use_msd": False}, "no_cce": {"use_cce": False},
-                "no_emc": {"use_emc": False}, "no_imtd": {"use_imtd": False}, "emc_no_norm": {"emc_a": 0.0},
-                "emc_no_task": {"emc_b": 0.0}, "emc_no_uncertainty": {"emc_c": 0.0}}
+                "no_emc": {"use_emc": False}, "no_imtd": {"use_imtd": False, "trust_fusion": False},
+                "emc_no_norm": {"emc_a": 0.0}, "emc_no_task": {"emc_b": 0.0}, "emc_no_uncertainty": {"emc_c": 0.0}}
     assert set(ABLATIONS) == set(expected)
     base = RunConfig()
     for name, fields in expected.items():

@@ -23,7 +23,9 @@ class ModelConfig:
                                        "as in the authors' code)")
     trust_fusion: bool = setting(True, "stage II fuses w_m * z~_m with w_m = |M_i| * alpha_m^i from the "
                                       "model's own unimodal uncertainty (false: w_m = 1)")
-    use_msd: bool = setting(True, "train with L_MSD = L_inv + lambda1 L_dis + lambda2 L_uni")
+    use_msd: bool = setting(True, "train with the disentanglement terms L_inv and L_dis of L_MSD = L_inv + "
+                                  "lambda1 L_dis + lambda2 L_uni (false: L_uni still trains the unimodal "
+                                  "heads T_m, whose confidences IMTD and trust fusion use)")
     use_cce: bool = setting(True, "build the CCE enhancement networks and train with L_CCE")
     use_emc: bool = setting(True, "stage II trains with L_EMC (energy gap + gradient penalty)")
     use_imtd: bool = setting(True, "stage II trains with L_IMTD (trust-weighted distillation from the "
