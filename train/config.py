@@ -8,7 +8,7 @@ from typing import Any
 from ebmc.store.fingerprint import run_only
 from ebmc.store.flags import setting
 from ebmc.store.schema import MODALITIES
-from ebmc.train.model.config import LossConfig, ModelConfig
+from ebmc.train.model.config import LossConfig, ModelConfig, model_config
 
 # Paper App. A.2: batch size and epochs of stage I + stage II per dataset; other datasets use
 # the "other" row. Keys are matched against the store's dataset name (see dataset_family).
@@ -160,5 +160,11 @@ def from_dict(raw: dict) -> RunConfig:
         problems += unknown
     if problems:
         raise ValueError("invalid run config:\n" + "\n".join(f"  - {p}" for p in problems))
-    return RunConfig(**{name: SECTIONS[name](**values) for name, values in sections.items()},
+    return RunConfig(**{name: build_section(name, values) for name, values in sections.items()},
                      ablation=raw.get("ablation", "full"))
+
+
+def build_section(name: str, values: dict) -> Any:
+    """Section ``name`` of a RunConfig from the settings given; the model section starts from its
+    ``preset`` (the given settings override the preset's)."""
+    return model_config(values) if name == "model" else SECTIONS[name](**values)

@@ -47,10 +47,12 @@ def is_finished(folder: str | Path) -> bool:
 
 
 def config_record(cfg: RunConfig, data: Data) -> dict:
-    """What config.json holds; ``fingerprint`` covers the semantic config and the features read."""
+    """What config.json holds; ``fingerprint`` covers the semantic config and the features read.
+    ``parameters`` is the model's trainable parameter count on this store's feature dimensions."""
     store = {"path": str(Path(data.store.root).resolve()), "dataset": data.store.dataset,
              "task": data.task.kind, "fingerprints": data.fingerprints}
-    return {"config": to_dict(cfg), "store": store,
+    parameters = sum(p.numel() for p in EBMC(cfg.model, data.dims, data.task, cfg.loss).parameters())
+    return {"config": to_dict(cfg), "store": store, "parameters": parameters,
             "fingerprint": fingerprint({"config": cfg, "features": data.fingerprints})}
 
 
@@ -120,6 +122,8 @@ def execute(data: Data, cfg: RunConfig, out: str | Path | None = None, progress:
         raise ValueError("execute needs exactly one of out (a results folder) and folder (the run's own folder)")
     folder = Path(folder) if folder is not None else run_dir(out, data.store.dataset, cfg.ablation, cfg.train.seed)
     record = config_record(cfg, data)
+    log.info("%s: EBMC with %s parameters (model preset %s; dims %s)", folder, f"{record['parameters']:,}",
+             cfg.model.preset, " ".join(f"{m} {d}" for m, d in data.dims.items()))
     if (folder / CONFIG).exists():
         _check_same(folder, record)
         if is_finished(folder):

@@ -6,6 +6,7 @@ import torch
 
 from ebmc.train.batch import Batch, TaskSpec
 from ebmc.train.model import EBMC, TERM_NAMES, LossConfig, ModelConfig
+from ebmc.train.model.config import model_config
 
 DIMS = {"text": 6, "audio": 3, "vision": 4}
 CFG = ModelConfig(hidden_dim=16, max_steps=4, encoder_layers=1, encoder_heads=2, encoder_ff_mult=2)
@@ -196,9 +197,25 @@ def test_stage_two_needs_an_eval_teacher():
         model(make_batch(), 2, EBMC(CFG, DIMS, REG))
 
 
-def test_paper_size_model_parameter_count():
-    model = EBMC(ModelConfig(), {"text": 768, "audio": 5, "vision": 20}, REG)
-    assert 1e6 < sum(p.numel() for p in model.parameters()) < 6e6
+def n_parameters(model):
+    return sum(p.numel() for p in model.parameters())
+
+
+def test_default_model_is_smaller_than_the_papers():
+    assert 1e6 < n_parameters(EBMC(ModelConfig(), {"text": 768, "audio": 5, "vision": 20}, REG)) < 6e6
+
+
+@pytest.mark.parametrize("dims", [{"text": 768, "audio": 74, "vision": 35},    # the paper's MOSI features
+                                  {"text": 768, "audio": 5, "vision": 20}])    # MMSA's MOSI pickle
+def test_paper_preset_has_the_papers_parameter_count(dims):
+    """Table 6 / App. A.4: the offline EBMC has 6,384,400 parameters on CMU-MOSI."""
+    cfg = model_config({"preset": "paper"})
+    assert (cfg.hidden_dim, cfg.preset) == (256, "paper")
+    assert abs(n_parameters(EBMC(cfg, dims, REG)) / 6_384_400 - 1) < 0.05
+    # explicit settings override the preset's; the rest of the preset stays
+    assert model_config({"preset": "paper", "encoder_layers": 1}) == dataclasses.replace(cfg, encoder_layers=1)
+    with pytest.raises(ValueError, match="--model.preset = 'huge': use one of default, paper"):
+        model_config({"preset": "huge"})
 
 
 def _padded_reference(enc, x, mask):

@@ -61,6 +61,7 @@ def test_run_folder_files(data, finished):
     torch.load(folder / "model.pt", weights_only=True)
     model, cfg, loaded = load_run(folder)
     assert not model.training and cfg == CFG
+    assert record["parameters"] == sum(p.numel() for p in model.parameters())
     assert evaluate(model, loaded, "test") == pytest.approx(metrics["test"])
 
 
