@@ -27,7 +27,7 @@ import torch
 from ebmc.store import Store, StoreError, atomic, open_store
 from ebmc.store.fingerprint import fingerprint
 from ebmc.train.ablations import apply_ablation, expand_names
-from ebmc.train.config import RunConfig, from_dict, resolve, to_dict
+from ebmc.train.config import RunConfig, from_dict, metric_variant, resolve, to_dict
 from ebmc.train.data import Data, load_data, resolve_device
 from ebmc.train.loop import TrainState, train
 from ebmc.train.model import EBMC
@@ -108,6 +108,13 @@ def _check_same(folder: Path, record: dict) -> None:
                          "or delete that folder to train anew", changed or ["(the run-only settings agree)"])
 
 
+def use_family(data: Data, cfg: RunConfig) -> None:
+    """Score ``data`` with the metric variant of the run's family (runs resolved before issue 9 say "auto":
+    the store's name decides, as ``load_data`` already did)."""
+    if cfg.train.family != "auto":
+        data.metric_protocol = metric_variant(cfg.train.family)
+
+
 def execute(data: Data, cfg: RunConfig, out: str | Path | None = None, progress: bool = True,
             on_epoch: Callable[[TrainState], None] | None = None,
             folder: str | Path | None = None) -> tuple[Path, dict, bool]:
@@ -118,6 +125,7 @@ def execute(data: Data, cfg: RunConfig, out: str | Path | None = None, progress:
     ``on_epoch`` is called after each saved epoch (tests use it to simulate a kill).
     """
     cfg = resolve(cfg, data.store.dataset)
+    use_family(data, cfg)
     if (out is None) == (folder is None):
         raise ValueError("execute needs exactly one of out (a results folder) and folder (the run's own folder)")
     folder = Path(folder) if folder is not None else run_dir(out, data.store.dataset, cfg.ablation, cfg.train.seed)
@@ -188,6 +196,7 @@ def load_run(folder: str | Path, device: str | torch.device = "cpu",
         raise StoreError(f"{opened.root} does not hold the features run {folder} was trained on",
                          [f"{m}: run used {record['store']['fingerprints'].get(m)}, store has {fp}"
                           for m, fp in data.fingerprints.items() if record["store"]["fingerprints"].get(m) != fp])
+    use_family(data, cfg)
     model = EBMC(cfg.model, data.dims, data.task, cfg.loss).to(device)
     model.load_state_dict(torch.load(folder / MODEL, map_location=device, weights_only=True))
     return model.eval(), cfg, data
