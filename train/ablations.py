@@ -12,7 +12,8 @@ ABLATIONS: dict[str, dict[str, dict]] = {
     "no_msd": {"model": {"use_msd": False}},
     "no_cce": {"model": {"use_cce": False}},
     "no_emc": {"model": {"use_emc": False}},
-    "no_imtd": {"model": {"use_imtd": False}},
+    # Sec. 4.3 ties the adaptive (trust) weighting of modalities to IMTD: w/o IMTD loses both
+    "no_imtd": {"model": {"use_imtd": False, "trust_fusion": False}},
     "emc_no_norm": {"model": {"emc_a": 0.0}},
     "emc_no_task": {"model": {"emc_b": 0.0}},
     "emc_no_uncertainty": {"model": {"emc_c": 0.0}},
@@ -79,3 +80,21 @@ def apply_ablation(cfg: RunConfig, name: str) -> RunConfig:
     sections = {section: dataclasses.replace(getattr(cfg, section), **fields)
                 for section, fields in overrides.items()}
     return dataclasses.replace(cfg, ablation=name, **sections)
+
+
+def _value(value: object) -> str:
+    """A setting's value as written on the command line (false, 0.0, 0.05)."""
+    return str(value).lower() if isinstance(value, bool) else f"{value!r}"
+
+
+def ablation_table() -> str:
+    """The markdown table of every named override and the exact settings it changes; docs/training.md
+    holds it (tests/train/test_ablations.py checks that it is up to date)."""
+    rows = ["| name | paper | settings it changes |", "|---|---|---|"]
+    for name, sections in ABLATIONS.items():
+        changes = ", ".join(f"`{section}.{field} = {_value(value)}`"
+                            for section, fields in sections.items() for field, value in fields.items())
+        label = LABELS[name].replace("|", "\\|")  # a pipe would end the table cell
+        rows.append(f"| `{name}` | {label} | {changes or 'none'} |")
+    return "\n".join(rows)
+

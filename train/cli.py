@@ -9,9 +9,9 @@ import tomllib
 from pathlib import Path
 
 from ebmc.store import StoreError, open_store
-from ebmc.store.flags import add_dataclass_flags, dataclass_from_args
+from ebmc.store.flags import add_dataclass_flags, dataclass_from_args, overrides_from_args
 from ebmc.train.ablations import ABLATIONS, PRESETS, SWEEP_WEIGHTS, expand_names
-from ebmc.train.config import SECTIONS, RunConfig, from_dict, section_values
+from ebmc.train.config import SECTIONS, RunConfig, build_section, from_dict, section_values
 from ebmc.train.protocols.config import PROTOCOLS, ProtocolConfig, resolve_names
 
 DEFAULT_SEEDS = (1111, 1112, 1113, 1114, 1115)
@@ -66,7 +66,11 @@ def resolve_config(args: argparse.Namespace) -> tuple[RunConfig, dict]:
     problems, sections = [], {}
     for prefix in SECTIONS:
         try:
-            sections[prefix] = dataclass_from_args(args, prefix, getattr(base, prefix))
+            if prefix == "model":  # the preset, from the file or a flag, sits under every other setting
+                given, _ = section_values(prefix, SECTIONS[prefix], dict(raw.get(prefix, {})))
+                sections[prefix] = build_section(prefix, {**given, **overrides_from_args(args, prefix)})
+            else:
+                sections[prefix] = dataclass_from_args(args, prefix, getattr(base, prefix))
         except ValueError as e:
             problems.append(str(e))
     if problems:

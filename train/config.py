@@ -2,22 +2,31 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
-from typing import Any
+from typing import Any, Literal
 
 from ebmc.store.fingerprint import run_only
 from ebmc.store.flags import setting
 from ebmc.store.schema import MODALITIES
-from ebmc.train.model.config import LossConfig, ModelConfig
+from ebmc.train.model.config import LossConfig, ModelConfig, model_config
 
-# Paper App. A.2: batch size and epochs of stage I + stage II per dataset; other datasets use
-# the "other" row. Keys are matched against the store's dataset name (see dataset_family).
+log = logging.getLogger(__name__)
+
+# Paper App. A.2: batch size and epochs of stage I + stage II per dataset family; CH-SIMS (not in
+# the paper) and unknown datasets use the "other" row. --train.family picks the family; "auto"
+# matches the store's dataset name (see dataset_family).
+OTHER_SCHEDULE = {"batch_size": 32, "stage1_epochs": 100, "stage2_epochs": 100}
 PAPER_SCHEDULE: dict[str, dict[str, int]] = {
     "mosi": {"batch_size": 64, "stage1_epochs": 150, "stage2_epochs": 150},
     "mosei": {"batch_size": 32, "stage1_epochs": 100, "stage2_epochs": 100},
     "iemocap": {"batch_size": 16, "stage1_epochs": 150, "stage2_epochs": 150},
-    "other": {"batch_size": 32, "stage1_epochs": 100, "stage2_epochs": 100},
+    "sims": OTHER_SCHEDULE,
+    "other": OTHER_SCHEDULE,
 }
+# Name parts matched in this order: mosei before mosi (both start with "mos").
+NAMED_FAMILIES = ("mosei", "mosi", "iemocap", "sims")
+Family = Literal["auto", "mosi", "mosei", "iemocap", "sims", "other"]
 
 
 def _problems(cfg: Any, section: str, rules: dict[str, tuple[float | None, float | None, bool]]) -> list[str]:
@@ -84,6 +93,9 @@ class TrainConfig:
                                              "regression, weighted F1 for classification)")
     freeze_encoders: bool = setting(False, "stage II keeps the modality encoders frozen at their stage-I weights")
     bf16: bool = setting(True, "bf16 autocast on CUDA (ignored on CPU, which always computes in float32)")
+    family: Family = setting("auto", "dataset family that sets the schedule defaults (App. A.2) and the "
+                                    "regression metric variant (sims: CH-SIMS bins on [-1, 1]; else MMSA's MOSI "
+                                    "ones); auto: from the store's dataset name, logged")
     seed: int = setting(1111, "seed of initialisation, shuffling and noise (ebmc-train --seeds sets it per run)")
     robust_augment: bool = setting(False, "robustness augmentation (ours, off = paper): each training sample and "
                                          "modality draws a rate from augment_rates and drops its valid frames "
@@ -123,19 +135,35 @@ SECTIONS: dict[str, type] = {"data": DataConfig, "model": ModelConfig, "loss": L
 
 
 def dataset_family(dataset: str) -> str:
-    """Which paper schedule applies to a store's dataset name ("mosei", "mosi", "iemocap" or "other")."""
+    """The family a store's dataset name names ("mosei", "mosi", "iemocap", "sims"), else "other"."""
     name = dataset.lower()
-    for key in ("mosei", "mosi", "iemocap"):  # mosei first: both names start with "mos"
-        if key in name:
-            return key
-    return "other"
+    return next((key for key in NAMED_FAMILIES if key in name), "other")
+
+
+def metric_variant(family: str) -> str:
+    """The regression metric definition of a family: "sims" for CH-SIMS, else "mmsa" (MOSI / MOSEI)."""
+    return "sims" if family == "sims" else "mmsa"
 
 
 def resolve(cfg: RunConfig, dataset: str) -> RunConfig:
-    """``cfg`` with every None schedule field replaced by the paper default for ``dataset``."""
-    defaults = PAPER_SCHEDULE[dataset_family(dataset)]
+    """``cfg`` with its family chosen (``train.family`` no longer "auto") and every None schedule field
+    replaced by that family's paper default; logs the choice, and warns when the name matched nothing."""
+    family = dataset_family(dataset) if cfg.train.family == "auto" else cfg.train.family
+    why = ("--train.family" if cfg.train.family != "auto" else
+           f"dataset name {dataset!r} contains {family!r}" if family != "other" else
+           f"dataset name {dataset!r} contains none of {', '.join(NAMED_FAMILIES)}")
+    defaults = PAPER_SCHEDULE[family]
     filled = {k: v for k, v in defaults.items() if getattr(cfg.train, k) is None}
-    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, **filled))
+    resolved = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, family=family, **filled))
+    t = resolved.train
+    message = (f"dataset family {family} ({why}): batch {t.batch_size}, {t.stage1_epochs} + {t.stage2_epochs} "
+               f"epochs, {metric_variant(family).upper()} regression metrics")
+    if cfg.train.family == "auto" and family == "other":
+        log.warning("%s; these are the defaults for unknown datasets: set --train.family (or the schedule "
+                    "flags) if the store holds a known benchmark", message)
+    else:
+        log.info("%s", message)
+    return resolved
 
 
 def to_dict(cfg: RunConfig) -> dict:
@@ -162,5 +190,11 @@ def from_dict(raw: dict) -> RunConfig:
         problems += unknown
     if problems:
         raise ValueError("invalid run config:\n" + "\n".join(f"  - {p}" for p in problems))
-    return RunConfig(**{name: SECTIONS[name](**values) for name, values in sections.items()},
+    return RunConfig(**{name: build_section(name, values) for name, values in sections.items()},
                      ablation=raw.get("ablation", "full"))
+
+
+def build_section(name: str, values: dict) -> Any:
+    """Section ``name`` of a RunConfig from the settings given; the model section starts from its
+    ``preset`` (the given settings override the preset's)."""
+    return model_config(values) if name == "model" else SECTIONS[name](**values)

@@ -13,7 +13,7 @@ from ebmc.store import Store, open_store
 from ebmc.store.errors import raise_if
 from ebmc.store.schema import MODALITIES, SPLITS
 from ebmc.train.batch import Batch, TaskSpec
-from ebmc.train.config import DataConfig
+from ebmc.train.config import DataConfig, dataset_family, metric_variant
 from ebmc.train.model.ebmc import MIN_STD
 
 log = logging.getLogger(__name__)
@@ -73,8 +73,9 @@ class Data:
         self.cfg = cfg
         self.device = device
         self.task = task_spec(store)
-        # CH-SIMS labels live in [-1, 1] with their own bins (MMSA); every other regression set uses MOSI's
-        self.metric_protocol = "sims" if "sims" in store.dataset.lower() else "mmsa"
+        # CH-SIMS labels live in [-1, 1] with their own bins (MMSA); every other regression set uses
+        # MOSI's. A run's --train.family replaces this guess from the name (runs.use_family).
+        self.metric_protocol = metric_variant(dataset_family(store.dataset))
         # canonical order (text, audio, vision) whatever order the flag gave
         self.modalities: tuple[str, ...] = tuple(m for m in MODALITIES if m in cfg.modalities) or store.modalities
         self.dims: dict[str, int] = {m: store.features(m).dim for m in self.modalities}

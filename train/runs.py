@@ -29,7 +29,7 @@ from ebmc.store import Store, StoreError, atomic, open_store
 from ebmc.store.fingerprint import fingerprint
 from ebmc.store.schema import missing_train_classes
 from ebmc.train.ablations import apply_ablation, expand_names
-from ebmc.train.config import RunConfig, from_dict, resolve, to_dict
+from ebmc.train.config import RunConfig, from_dict, metric_variant, resolve, to_dict
 from ebmc.train.data import Data, load_data, resolve_device
 from ebmc.train.loop import Diverged, TrainState, train
 from ebmc.train.model import EBMC
@@ -49,10 +49,12 @@ def is_finished(folder: str | Path) -> bool:
 
 
 def config_record(cfg: RunConfig, data: Data) -> dict:
-    """What config.json holds; ``fingerprint`` covers the semantic config and the features read."""
+    """What config.json holds; ``fingerprint`` covers the semantic config and the features read.
+    ``parameters`` is the model's trainable parameter count on this store's feature dimensions."""
     store = {"path": str(Path(data.store.root).resolve()), "dataset": data.store.dataset,
              "task": data.task.kind, "fingerprints": data.fingerprints}
-    return {"config": to_dict(cfg), "store": store,
+    parameters = sum(p.numel() for p in EBMC(cfg.model, data.dims, data.task, cfg.loss).parameters())
+    return {"config": to_dict(cfg), "store": store, "parameters": parameters,
             "fingerprint": fingerprint({"config": cfg, "features": data.fingerprints})}
 
 
@@ -89,6 +91,12 @@ def _write_history(folder: Path, rows: list[dict]) -> None:
     atomic.write_bytes(folder / HISTORY, pd.DataFrame(rows).to_csv(index=False).encode())
 
 
+def read_history(folder: str | Path) -> pd.DataFrame:
+    """A run's history.csv; floats read back exactly as written (pandas' default parser does not
+    round-trip every float, so a value could differ from the one in metrics.json)."""
+    return pd.read_csv(Path(folder) / HISTORY, float_precision="round_trip")
+
+
 def _check_same(folder: Path, record: dict) -> None:
     """An existing run folder must hold the same config and features; never mix two runs in one."""
     old = json.loads((folder / CONFIG).read_text())
@@ -102,6 +110,13 @@ def _check_same(folder: Path, record: dict) -> None:
                          "or delete that folder to train anew", changed or ["(the run-only settings agree)"])
 
 
+def use_family(data: Data, cfg: RunConfig) -> None:
+    """Score ``data`` with the metric variant of the run's family (runs resolved before issue 9 say "auto":
+    the store's name decides, as ``load_data`` already did)."""
+    if cfg.train.family != "auto":
+        data.metric_protocol = metric_variant(cfg.train.family)
+
+
 def execute(data: Data, cfg: RunConfig, out: str | Path | None = None, progress: bool = True,
             on_epoch: Callable[[TrainState], None] | None = None,
             folder: str | Path | None = None) -> tuple[Path, dict, bool]:
@@ -112,10 +127,13 @@ def execute(data: Data, cfg: RunConfig, out: str | Path | None = None, progress:
     ``on_epoch`` is called after each saved epoch (tests use it to simulate a kill).
     """
     cfg = resolve(cfg, data.store.dataset)
+    use_family(data, cfg)
     if (out is None) == (folder is None):
         raise ValueError("execute needs exactly one of out (a results folder) and folder (the run's own folder)")
     folder = Path(folder) if folder is not None else run_dir(out, data.store.dataset, cfg.ablation, cfg.train.seed)
     record = config_record(cfg, data)
+    log.info("%s: EBMC with %s parameters (model preset %s; dims %s)", folder, f"{record['parameters']:,}",
+             cfg.model.preset, " ".join(f"{m} {d}" for m, d in data.dims.items()))
     if (folder / CONFIG).exists():
         _check_same(folder, record)
         if is_finished(folder):
@@ -196,6 +214,7 @@ def load_run(folder: str | Path, device: str | torch.device = "cpu",
         raise StoreError(f"{opened.root} does not hold the features run {folder} was trained on",
                          [f"{m}: run used {record['store']['fingerprints'].get(m)}, store has {fp}"
                           for m, fp in data.fingerprints.items() if record["store"]["fingerprints"].get(m) != fp])
+    use_family(data, cfg)
     model = EBMC(cfg.model, data.dims, data.task, cfg.loss).to(device)
     model.load_state_dict(torch.load(folder / MODEL, map_location=device, weights_only=True))
     return model.eval(), cfg, data

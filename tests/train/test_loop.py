@@ -3,6 +3,7 @@ import copy
 import dataclasses
 import itertools
 import json
+import logging
 
 import numpy as np
 import pandas as pd
@@ -197,6 +198,24 @@ def test_resolve_uses_paper_schedule_per_dataset():
         assert (t.batch_size, t.stage1_epochs, t.stage2_epochs) == (bs, e1, e2), name
     kept = resolve(RunConfig(train=TrainConfig(batch_size=5)), "mosi").train
     assert kept.batch_size == 5 and kept.stage1_epochs == 150
+
+
+def test_family_is_logged_overridable_and_warned_about(caplog):
+    caplog.set_level(logging.INFO, logger="ebmc.train.config")
+    assert resolve(RunConfig(), "ch-sims").train.family == "sims"
+    assert "dataset family sims (dataset name 'ch-sims' contains 'sims')" in caplog.text
+    assert "SIMS regression metrics" in caplog.text
+    caplog.clear()
+    t = resolve(RunConfig(), "mystore").train
+    assert (t.family, t.batch_size, t.stage1_epochs) == ("other", 32, 100)
+    (warning,) = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert "contains none of mosei, mosi, iemocap, sims" in warning.message and "--train.family" in warning.message
+    assert "batch 32, 100 + 100 epochs, MMSA regression metrics" in warning.message
+    caplog.clear()
+    t = resolve(RunConfig(train=TrainConfig(family="mosi")), "mystore").train
+    assert (t.family, t.batch_size, t.stage1_epochs) == ("mosi", 64, 150)
+    assert "dataset family mosi (--train.family)" in caplog.text
+    assert not [r for r in caplog.records if r.levelno == logging.WARNING]
 
 
 @pytest.mark.slow

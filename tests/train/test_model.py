@@ -6,6 +6,7 @@ import torch
 
 from ebmc.train.batch import Batch, TaskSpec
 from ebmc.train.model import EBMC, TERM_NAMES, LossConfig, ModelConfig
+from ebmc.train.model.config import model_config
 
 DIMS = {"text": 6, "audio": 3, "vision": 4}
 CFG = ModelConfig(hidden_dim=16, max_steps=4, encoder_layers=1, encoder_heads=2, encoder_ff_mult=2)
@@ -113,21 +114,21 @@ def test_two_modality_model():
         model(make_batch(dims={"text": 6}), 1)
 
 
-# switch -> (the terms it must zero, the equivalent weight-zero config for gradients)
+# switch -> (the terms it must zero, model settings of the reference, the weighted loss it removes)
 SWITCHES = {
-    "use_msd": (("inv", "dis", "uni", "msd"), {}, {"zeta": 0.0}),
-    "use_cce": (("cce_rec", "cce_task", "cce"), {"cce_in_fusion": False}, {"beta": 0.0}),
-    "use_emc": (("gap", "grad_pen", "emc"), {}, {"gamma": 0.0}),
-    "use_imtd": (("imtd",), {}, {"eta": 0.0}),
+    "use_msd": (("inv", "dis"), {}, lambda t, w: w.zeta * (t["inv"] + w.lambda1 * t["dis"])),
+    "use_cce": (("cce_rec", "cce_task", "cce"), {"cce_in_fusion": False}, lambda t, w: w.beta * t["cce"]),
+    "use_emc": (("gap", "grad_pen", "emc"), {}, lambda t, w: w.gamma * t["emc"]),
+    "use_imtd": (("imtd",), {}, lambda t, w: w.eta * t["imtd"]),
 }
 
 
 @pytest.mark.parametrize("switch", sorted(SWITCHES))
 def test_each_switch_removes_its_term(switch):
-    terms, model_kw, loss_kw = SWITCHES[switch]
+    terms, model_kw, removed = SWITCHES[switch]
     base = dataclasses.replace(CFG, dropout=0.0, cce_noise_std=0.0)
     torch.manual_seed(0)
-    ref = EBMC(dataclasses.replace(base, **model_kw), DIMS, REG, LossConfig(**loss_kw))
+    ref = EBMC(dataclasses.replace(base, **model_kw), DIMS, REG)
     off = EBMC(dataclasses.replace(base, **{switch: False}), DIMS, REG)
     off.load_state_dict(ref.state_dict(), strict=False)
     batch = make_batch(absent={"vision": [1]})
@@ -135,8 +136,9 @@ def test_each_switch_removes_its_term(switch):
     out_ref, out_off = ref(batch, 2, teacher), off(batch, 2, teacher if switch != "use_imtd" else None)
     assert all(out_ref.terms[t] != 0 for t in terms)        # the term exists when switched on
     assert all(out_off.terms[t] == 0 for t in terms)
-    assert torch.allclose(out_ref.loss, out_off.loss, atol=1e-6)
-    out_ref.loss.backward()
+    assert out_off.terms["uni"] > 0                          # the unimodal heads always train
+    assert torch.allclose(out_ref.loss - removed(out_ref.terms, LossConfig()), out_off.loss, atol=1e-6)
+    (out_ref.loss - removed(out_ref.terms, LossConfig())).backward()
     out_off.loss.backward()
     grads = dict(off.named_parameters())
     for name, p in ref.named_parameters():
@@ -195,9 +197,25 @@ def test_stage_two_needs_an_eval_teacher():
         model(make_batch(), 2, EBMC(CFG, DIMS, REG))
 
 
-def test_paper_size_model_parameter_count():
-    model = EBMC(ModelConfig(), {"text": 768, "audio": 5, "vision": 20}, REG)
-    assert 1e6 < sum(p.numel() for p in model.parameters()) < 6e6
+def n_parameters(model):
+    return sum(p.numel() for p in model.parameters())
+
+
+def test_default_model_is_smaller_than_the_papers():
+    assert 1e6 < n_parameters(EBMC(ModelConfig(), {"text": 768, "audio": 5, "vision": 20}, REG)) < 6e6
+
+
+@pytest.mark.parametrize("dims", [{"text": 768, "audio": 74, "vision": 35},    # the paper's MOSI features
+                                  {"text": 768, "audio": 5, "vision": 20}])    # MMSA's MOSI pickle
+def test_paper_preset_has_the_papers_parameter_count(dims):
+    """Table 6 / App. A.4: the offline EBMC has 6,384,400 parameters on CMU-MOSI."""
+    cfg = model_config({"preset": "paper"})
+    assert (cfg.hidden_dim, cfg.preset) == (256, "paper")
+    assert abs(n_parameters(EBMC(cfg, dims, REG)) / 6_384_400 - 1) < 0.05
+    # explicit settings override the preset's; the rest of the preset stays
+    assert model_config({"preset": "paper", "encoder_layers": 1}) == dataclasses.replace(cfg, encoder_layers=1)
+    with pytest.raises(ValueError, match="--model.preset = 'huge': use one of default, paper"):
+        model_config({"preset": "huge"})
 
 
 def _padded_reference(enc, x, mask):

@@ -13,7 +13,7 @@ from ebmc.train.config import DataConfig, RunConfig, TrainConfig
 from ebmc.train.data import load_data
 from ebmc.train.loop import evaluate
 from ebmc.train.model import ModelConfig
-from ebmc.train.runs import execute, load_run, run_grid
+from ebmc.train.runs import execute, load_run, read_history, run_grid
 from ebmc.train.summary import write_summary
 
 CFG = RunConfig(data=DataConfig(max_len_audio=30, max_len_vision=30),
@@ -52,7 +52,7 @@ def test_run_folder_files(data, finished):
     assert record["config"]["train"]["stage1_epochs"] == 2 and record["config"]["train"]["batch_size"] == 16
     env = json.loads((folder / "env.json").read_text())
     assert env["torch"] == torch.__version__ and env["device"] == "cpu" and "git_commit" in env
-    history = pd.read_csv(folder / "history.csv")
+    history = read_history(folder)
     assert list(zip(history.stage, history.epoch)) == [(1, 1), (1, 2), (2, 1), (2, 2)]
     assert {"train_loss", "train_emc", "train_imtd", "valid_mae", "valid_corr"} <= set(history.columns)
     assert (history[history.stage == 1].train_imtd == 0).all() and (history[history.stage == 2].train_emc > 0).all()
@@ -61,6 +61,7 @@ def test_run_folder_files(data, finished):
     torch.load(folder / "model.pt", weights_only=True)
     model, cfg, loaded = load_run(folder)
     assert not model.training and cfg == CFG
+    assert record["parameters"] == sum(p.numel() for p in model.parameters())
     assert evaluate(model, loaded, "test") == pytest.approx(metrics["test"])
 
 
@@ -90,21 +91,21 @@ def test_resume_after_kills_matches_uninterrupted(data, finished, tmp_path):
         with pytest.raises(Killed):
             execute(data, CFG, tmp_path, on_epoch=kill, progress=False)
         assert (folder / "resume.pt").exists() and not (folder / "metrics.json").exists()
-        assert len(pd.read_csv(folder / "history.csv")) == kill_after
+        assert len(read_history(folder)) == kill_after
     epochs_run = []
     _, resumed, skipped = execute(data, CFG, tmp_path, progress=False,
                                   on_epoch=lambda s: epochs_run.append((s.stage, s.epoch)))
     assert not skipped and resumed == expected
     assert [e for e in epochs_run if e[1] > 0] == [(2, 2)]
     assert not (folder / "resume.pt").exists()
-    pd.testing.assert_frame_equal(pd.read_csv(whole / "history.csv").drop(columns="seconds"),
-                                  pd.read_csv(folder / "history.csv").drop(columns="seconds"))
+    pd.testing.assert_frame_equal(read_history(whole).drop(columns="seconds"),
+                                  read_history(folder).drop(columns="seconds"))
 
 
 def test_ablations_change_the_config_as_intended():
     expected = {"full": {}, "no_msd": {"use_msd": False}, "no_cce": {"use_cce": False},
-                "no_emc": {"use_emc": False}, "no_imtd": {"use_imtd": False}, "emc_no_norm": {"emc_a": 0.0},
-                "emc_no_task": {"emc_b": 0.0}, "emc_no_uncertainty": {"emc_c": 0.0}}
+                "no_emc": {"use_emc": False}, "no_imtd": {"use_imtd": False, "trust_fusion": False},
+                "emc_no_norm": {"emc_a": 0.0}, "emc_no_task": {"emc_b": 0.0}, "emc_no_uncertainty": {"emc_c": 0.0}}
     assert set(ABLATIONS) == set(expected)
     base = RunConfig()
     for name, fields in expected.items():

@@ -38,6 +38,15 @@ def test_flags_come_from_the_dataclasses(tmp_path):
         protocol_config(args, {"rate": 0.5})
 
 
+def test_model_preset_sits_under_file_and_flag_settings(tmp_path):
+    toml = tmp_path / "run.toml"
+    toml.write_text('[model]\npreset = "paper"\nencoder_layers = 3\n')
+    cfg, _ = resolve_config(build_parser().parse_args(["x", "--config", str(toml), "--model.dropout", "0.2"]))
+    assert (cfg.model.preset, cfg.model.hidden_dim, cfg.model.encoder_layers, cfg.model.dropout) == ("paper", 256, 3, 0.2)
+    cfg, _ = resolve_config(build_parser().parse_args(["x", "--model.preset", "paper", "--model.hidden_dim", "64"]))
+    assert (cfg.model.hidden_dim, cfg.model.encoder_ff_mult) == (64, 3)
+
+
 @pytest.mark.parametrize("argv, named", [
     (["--train.lr", "-1"], "--train.lr = -1.0: must be > 0"),
     (["--model.dropout", "1.5"], "model.dropout = 1.5: must be in [0, 1)"),

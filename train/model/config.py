@@ -2,14 +2,31 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any, Literal
 
+from ebmc.store.fingerprint import run_only
 from ebmc.store.flags import setting
+
+# --model.preset: a named starting point for the architecture; settings given explicitly override it.
+# "paper": the 6.4M-parameter offline EBMC of the paper's Table 6 / App. A.4 (6,384,400 parameters on
+# MOSI's 768/74/35 features). The paper gives H = 256 only; two pre-LN layers with a feed-forward
+# width of 3H (768) give 6,385,927 parameters on those dimensions (+0.02%). The authors' scripts were
+# not reachable offline, so depth and feed-forward width are fitted to the count, dropout stays 0.1
+# (docs/decisions.md).
+MODEL_PRESETS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "paper": {"hidden_dim": 256, "encoder_layers": 2, "encoder_heads": 8, "encoder_ff_mult": 3, "dropout": 0.1},
+}
 
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
     """Architecture and module switches of EBMC (docs spec sections 2 and 3)."""
 
+    # run-only: after ``model_config`` every value it implies is explicit in the other fields
+    preset: Literal["default", "paper"] = run_only("default", metadata={
+        "help": "starting point of the architecture; explicit --model.* settings override it. paper: the "
+                "paper's 6.4M-parameter offline model (H 256, 2 layers, feed-forward 3H, 8 heads)"})
     hidden_dim: int = setting(128, "width H of every modality representation z_m and of the heads")
     max_steps: int = setting(50, "longest sequence the Transformer sees: longer inputs are mean-pooled "
                                 "over equal runs of valid frames down to at most this many steps")
@@ -23,7 +40,9 @@ class ModelConfig:
                                        "as in the authors' code)")
     trust_fusion: bool = setting(True, "stage II fuses w_m * z~_m with w_m = |M_i| * alpha_m^i from the "
                                       "model's own unimodal uncertainty (false: w_m = 1)")
-    use_msd: bool = setting(True, "train with L_MSD = L_inv + lambda1 L_dis + lambda2 L_uni")
+    use_msd: bool = setting(True, "train with the disentanglement terms L_inv and L_dis of L_MSD = L_inv + "
+                                  "lambda1 L_dis + lambda2 L_uni (false: L_uni still trains the unimodal "
+                                  "heads T_m, whose confidences IMTD and trust fusion use)")
     use_cce: bool = setting(True, "build the CCE enhancement networks and train with L_CCE")
     use_emc: bool = setting(True, "stage II trains with L_EMC (energy gap + gradient penalty)")
     use_imtd: bool = setting(True, "stage II trains with L_IMTD (trust-weighted distillation from the "
@@ -50,8 +69,17 @@ class ModelConfig:
         for name in ("cce_noise_std", "emc_a", "emc_b", "emc_c", "emc_delta"):
             if getattr(self, name) < 0:
                 problems.append(f"--model.{name} = {getattr(self, name)}: must be >= 0")
+        if self.preset not in MODEL_PRESETS:
+            problems.append(f"--model.preset = {self.preset!r}: use one of {', '.join(MODEL_PRESETS)}")
         if problems:
             raise ValueError("invalid ModelConfig:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+def model_config(values: dict[str, Any]) -> ModelConfig:
+    """A ModelConfig from the settings given (config file, flags): the values of ``values["preset"]``
+    first, the given ones over them."""
+    # an unknown preset adds nothing here; ModelConfig then names it as a problem
+    return ModelConfig(**{**MODEL_PRESETS.get(values.get("preset", "default"), {}), **values})
 
 
 @dataclasses.dataclass(frozen=True)

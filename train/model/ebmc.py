@@ -175,11 +175,13 @@ class EBMC(nn.Module):
         zero = pred.new_zeros(())
         t = {name: zero for name in TERM_NAMES}
         t["task"] = task_loss(kind, pred, y).mean()
+        # L_uni trains the unimodal heads T_m in every configuration: their confidences are the IMTD
+        # teacher's and the trust-fusion weights in stage II, so w/o MSD removes the disentanglement only
+        t["uni"] = masked_mean(unimodal_loss(kind, raw, y), present)
         if cfg.use_msd:
             t["inv"] = info_nce(zc, present, cfg.tau)
             t["dis"] = disentangle(zs, present)
-            t["uni"] = masked_mean(unimodal_loss(kind, raw, y), present)
-            t["msd"] = t["inv"] + self.loss_cfg.lambda1 * t["dis"] + self.loss_cfg.lambda2 * t["uni"]
+        t["msd"] = t["inv"] + self.loss_cfg.lambda1 * t["dis"] + self.loss_cfg.lambda2 * t["uni"]
         if z_tilde is not None:
             t["cce_rec"], t["cce_task"] = self._cce_terms(z, z_tilde, weight, present, y)
             t["cce"] = t["cce_rec"] + self.loss_cfg.cce_task_weight * t["cce_task"]
