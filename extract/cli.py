@@ -18,6 +18,7 @@ from typing import Any, Sequence
 
 from ebmc.store import MODALITIES, StoreError
 from ebmc.store.flags import add_dataclass_flags, dataclass_from_args
+from ebmc.store.shard import parse_shard
 
 from .extractors.config import AudioConfig, TextConfig, VisionConfig
 from .manifest import load_manifest
@@ -25,16 +26,6 @@ from .pipeline import ModalityReport, run
 from .workers import SetupError
 
 CONFIGS = {"text": TextConfig, "audio": AudioConfig, "vision": VisionConfig}
-
-
-def _shard(text: str) -> tuple[int, int]:
-    try:
-        i, n = (int(p) for p in text.split("/"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--shard {text!r}: write i/N, e.g. 0/4 (shards count from 0)") from None
-    if not 0 <= i < n:
-        raise argparse.ArgumentTypeError(f"--shard {text!r}: need 0 <= i < N (shards count from 0, e.g. 0/4 .. 3/4)")
-    return i, n
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--modalities", nargs="+", choices=MODALITIES, default=list(MODALITIES), help="what to extract")
     p.add_argument("--workers", type=int, default=1, metavar="N", help="processes for audio and vision (text is batched)")
     group = p.add_mutually_exclusive_group()
-    group.add_argument("--shard", type=_shard, metavar="i/N", help="extract only shard i of N into the shared cache; no commit")
+    group.add_argument("--shard", type=parse_shard, metavar="i/N", help="extract only shard i of N into the shared cache; no commit")
     group.add_argument("--commit", action="store_true", help="extract nothing; commit the store from the cache all shards filled")
     for m, cls in CONFIGS.items():
         add_dataclass_flags(p, m, cls)
