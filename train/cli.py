@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     # heavy imports (torch) only once the command line is known to be good
     from tqdm.contrib.logging import logging_redirect_tqdm
 
-    from ebmc.train.runs import run_grid
+    from ebmc.train.grid import run_grid
     from ebmc.train.summary import write_summary
     progress = not args.no_progress
     try:

@@ -11,7 +11,6 @@ Layout of ``<out>/<dataset>/<ablation>/seed-<seed>/``::
 """
 from __future__ import annotations
 
-import dataclasses
 import io
 import json
 import logging
@@ -26,9 +25,8 @@ import torch
 
 from ebmc.store import Store, StoreError, atomic, open_store
 from ebmc.store.fingerprint import fingerprint
-from ebmc.train.ablations import apply_ablation, expand_names
 from ebmc.train.config import RunConfig, from_dict, resolve, to_dict
-from ebmc.train.data import Data, load_data, resolve_device
+from ebmc.train.data import Data, load_data
 from ebmc.train.loop import TrainState, train
 from ebmc.train.model import EBMC
 
@@ -139,23 +137,6 @@ def execute(data: Data, cfg: RunConfig, out: str | Path | None = None, progress:
     atomic.write_json(folder / METRICS, result.metrics)
     (folder / RESUME).unlink(missing_ok=True)
     return folder, result.metrics, False
-
-
-def run_grid(store: str | Path | Store, cfg: RunConfig, out: str | Path, seeds: list[int], ablations: list[str],
-             progress: bool = True) -> list[dict]:
-    """Every (ablation, seed) run on one store, loading the features once; one row per run.
-
-    ``ablations`` are override names (ebmc.train.ablations); presets such as ``sensitivity`` expand.
-    """
-    names = expand_names(ablations)
-    data = load_data(store, cfg.data, resolve_device(cfg.train.device))
-    rows = []
-    for name in names:
-        for seed in seeds:
-            run_cfg = apply_ablation(dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, seed=seed)), name)
-            folder, metrics, skipped = execute(data, run_cfg, out, progress=progress)
-            rows.append({"ablation": name, "seed": seed, "dir": folder, "skipped": skipped, "metrics": metrics})
-    return rows
 
 
 def load_run(folder: str | Path, device: str | torch.device = "cpu",
