@@ -20,6 +20,7 @@ from typing import Any, Sequence
 
 from ebmc.store import MODALITIES, StoreError
 from ebmc.store.flags import add_dataclass_flags, dataclass_from_args
+from ebmc.store.shard import parse_shard
 
 from .asr import AsrConfig
 from .extractors.config import AudioConfig, TextConfig, VisionConfig
@@ -28,16 +29,6 @@ from .pipeline import ModalityReport, run
 from .workers import Interrupted, SetupError, stop_on_signals
 
 CONFIGS = {"text": TextConfig, "audio": AudioConfig, "vision": VisionConfig}
-
-
-def _shard(text: str) -> tuple[int, int]:
-    try:
-        i, n = (int(p) for p in text.split("/"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--shard {text!r}: write i/N, e.g. 0/4 (shards count from 0)") from None
-    if not 0 <= i < n:
-        raise argparse.ArgumentTypeError(f"--shard {text!r}: need 0 <= i < N (shards count from 0, e.g. 0/4 .. 3/4)")
-    return i, n
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--modalities", nargs="+", choices=MODALITIES, default=list(MODALITIES), help="what to extract")
     p.add_argument("--workers", type=int, default=1, metavar="N", help="processes for audio and vision (text is batched)")
     group = p.add_mutually_exclusive_group()
-    group.add_argument("--shard", type=_shard, metavar="i/N", help="extract only shard i of N into the shared cache; no commit")
+    group.add_argument("--shard", type=parse_shard, metavar="i/N", help="extract only shard i of N into the shared cache; no commit")
     group.add_argument("--commit", action="store_true", help="extract nothing; commit the store from the cache all shards filled")
     p.add_argument("--asr", dest="asr.mode", choices=("auto", "off", "always"), default=argparse.SUPPRESS,
                    help="speech recognition: 'auto' transcribes utterances without a transcript (default), 'off', "

@@ -27,6 +27,7 @@ from ebmc.store import ModalityData, StoreError, commit_store, write_feature_set
 from ebmc.store.errors import raise_if
 from ebmc.store.fingerprint import fingerprint
 from ebmc.store.lock import store_lock
+from ebmc.store.shard import shard_rows
 
 from . import cache
 from .align import ALIGNED, aligned_data
@@ -53,15 +54,6 @@ class ModalityReport:
     @property
     def failed(self) -> int:
         return len(self.failures)
-
-
-def shard_rows(n: int, shard: tuple[int, int] | None) -> range:
-    """Manifest rows of shard ``(i, count)``, 0 <= i < count: a contiguous block, so utterances
-    cut from one long video mostly stay in one shard (its bytes are hashed once)."""
-    if shard is None:
-        return range(n)
-    i, count = shard
-    return range(i * n // count, (i + 1) * n // count)
 
 
 def _transcript(item: Item) -> str:

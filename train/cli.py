@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import logging
 import sys
 import tomllib
@@ -10,6 +11,7 @@ from pathlib import Path
 
 from ebmc.store import StoreError, open_store
 from ebmc.store.flags import add_dataclass_flags, dataclass_from_args, overrides_from_args
+from ebmc.store.shard import parse_shard
 from ebmc.train.ablations import ABLATIONS, PRESETS, SWEEP_WEIGHTS, expand_names
 from ebmc.train.config import SECTIONS, RunConfig, build_section, from_dict, section_values
 from ebmc.train.protocols.config import PROTOCOLS, ProtocolConfig, resolve_names
@@ -38,6 +40,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", type=Path, default=None,
                         help="TOML file with [data] [model] [loss] [train] [protocol] sections and optional out, "
                         "seeds, ablations")
+    parser.add_argument("--jobs", type=_positive, default=1, metavar="N",
+                        help="train N runs of the grid at once, in N processes sharing the CPU threads (or the GPU); "
+                        "each run still writes its own resumable folder (default: 1)")
+    parser.add_argument("--grid-shard", type=functools.partial(parse_shard, flag="--grid-shard"), default=None,
+                        metavar="i/N", help="run only block i of N of the (ablation, seed) grid, e.g. one SLURM "
+                        "array task each (i = 0..N-1, same --out); the summary covers every finished run in OUT")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (log lines only)")
     parser.add_argument("--verify", action="store_true",
                         help="before training, check every store file's full content against its checksum "
@@ -46,6 +54,16 @@ def build_parser() -> argparse.ArgumentParser:
         add_dataclass_flags(parser, prefix, cls)
     add_dataclass_flags(parser, "protocol", ProtocolConfig)
     return parser
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number >= 1")
+    return value
 
 
 def _read_toml(path: Path) -> dict:
@@ -122,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     from ebmc.train.data import resolve_device
-    from ebmc.train.runs import run_grid
+    from ebmc.train.grid import run_grid
     from ebmc.train.summary import write_summary
     progress = not args.no_progress
     try:
@@ -134,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.verify:
             open_store(args.store, verify=True)
         with logging_redirect_tqdm():
-            rows = run_grid(args.store, cfg, out, seeds, ablations, progress=progress)
+            rows = run_grid(args.store, cfg, out, seeds, ablations, progress=progress, jobs=args.jobs,
+                            shard=args.grid_shard)
             failed = [r for r in rows if r.get("failed")]
             rows = [r for r in rows if not r.get("failed")]
             conditions = [] if protocols is None or not rows else _run_protocols(

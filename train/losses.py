@@ -90,18 +90,23 @@ def aggregate(z: Tensor, present: Tensor) -> Tensor:
 def info_nce(zc: Tensor, present: Tensor, tau: float) -> Tensor:
     """L_inv (Eq. 2), scalar. Anchor zc[i, m], positive the aggregate of sample i, negatives the
     aggregates of the other samples; cosine similarity / tau; averaged over present anchors of
-    samples with >= 2 present modalities (others neither anchor nor serve as negatives)."""
-    keep = multi_present(present)
-    if int(keep.sum()) == 0:
-        return zc.sum() * 0.0
-    zc, present = zc[keep], present[keep]
-    anchors = F.normalize(zc, dim=-1)                                  # (n, M, H)
-    agg = F.normalize(aggregate(zc, present), dim=-1)                  # (n, H)
-    logits = torch.einsum("imh,kh->imk", anchors, agg) / tau           # (n, M, n)
-    n, M = present.shape
-    target = torch.arange(n, device=zc.device).unsqueeze(1).expand(n, M)
-    ce = F.cross_entropy(logits.reshape(n * M, n), target.reshape(-1), reduction="none")
-    return masked_mean(ce, present.reshape(-1))
+    samples with >= 2 present modalities (others neither anchor nor serve as negatives).
+
+    Left-out samples are masked, not removed, so every shape is known without reading the data
+    (no host synchronisation): their columns get -inf logits and their rows weight 0.
+    """
+    keep = multi_present(present)                                      # (B,)
+    anchors = F.normalize(zc, dim=-1)                                  # (B, M, H)
+    agg = F.normalize(aggregate(zc, present), dim=-1)                  # (B, H)
+    logits = torch.einsum("imh,kh->imk", anchors, agg) / tau           # (B, M, B)
+    B, M = present.shape
+    eye = torch.eye(B, dtype=torch.bool, device=zc.device)
+    # a left-out row still sees its own column, so its (unused) loss stays finite
+    negatives = keep.unsqueeze(0) | eye                                # (B anchors, B columns)
+    logits = logits.masked_fill(~negatives.unsqueeze(1), float("-inf"))
+    target = torch.arange(B, device=zc.device).unsqueeze(1).expand(B, M)
+    ce = F.cross_entropy(logits.reshape(B * M, B), target.reshape(-1), reduction="none")
+    return masked_mean(ce, (present & keep.unsqueeze(1)).reshape(-1))
 
 
 def disentangle(zs: Tensor, present: Tensor) -> Tensor:

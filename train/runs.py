@@ -12,7 +12,6 @@ Layout of ``<out>/<dataset>/<ablation>/seed-<seed>/``::
 """
 from __future__ import annotations
 
-import dataclasses
 import io
 import json
 import logging
@@ -27,10 +26,8 @@ import torch
 
 from ebmc.store import Store, StoreError, atomic, open_store
 from ebmc.store.fingerprint import fingerprint
-from ebmc.store.schema import missing_train_classes
-from ebmc.train.ablations import apply_ablation, expand_names
 from ebmc.train.config import RunConfig, from_dict, metric_variant, resolve, to_dict
-from ebmc.train.data import Data, load_data, resolve_device
+from ebmc.train.data import Data, load_data
 from ebmc.train.loop import Diverged, TrainState, train
 from ebmc.train.model import EBMC
 
@@ -164,34 +161,6 @@ def execute(data: Data, cfg: RunConfig, out: str | Path | None = None, progress:
     atomic.write_json(folder / METRICS, result.metrics)
     (folder / RESUME).unlink(missing_ok=True)
     return folder, result.metrics, False
-
-
-def run_grid(store: str | Path | Store, cfg: RunConfig, out: str | Path, seeds: list[int], ablations: list[str],
-             progress: bool = True) -> list[dict]:
-    """Every (ablation, seed) run on one store, loading the features once; one row per run.
-
-    ``ablations`` are override names (ebmc.train.ablations); presets such as ``sensitivity`` expand.
-    A run that diverges is marked failed (its row's ``failed`` gives why) and the others go on.
-    """
-    names = expand_names(ablations)
-    data = load_data(store, cfg.data, resolve_device(cfg.train.device))
-    s = data.store
-    for warning in missing_train_classes(s.utterances, s.task, s.label_columns, s.classes, str(s.root)):
-        log.warning(warning)
-    rows = []
-    for name in names:
-        for seed in seeds:
-            run_cfg = apply_ablation(dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, seed=seed)), name)
-            try:
-                folder, metrics, skipped = execute(data, run_cfg, out, progress=progress)
-            except Diverged as e:
-                folder = run_dir(out, data.store.dataset, run_cfg.ablation, seed)
-                log.error("%s: failed: %s", folder, e)
-                rows.append({"ablation": name, "seed": seed, "dir": folder, "skipped": False, "metrics": None,
-                             "failed": str(e)})
-                continue
-            rows.append({"ablation": name, "seed": seed, "dir": folder, "skipped": skipped, "metrics": metrics})
-    return rows
 
 
 def load_run(folder: str | Path, device: str | torch.device = "cpu",

@@ -6,7 +6,7 @@ import torch
 
 from ebmc.train.losses import disentangle, info_nce, task_loss, unimodal_loss
 from ebmc.train.model.emc import energy_gap, gradient_penalty, modality_energies, sample_energy
-from ebmc.train.model.encoder import pack_steps
+from ebmc.train.model.encoder import pool_steps
 from ebmc.train.model.imtd import divergence, imtd_loss, trust_weights
 
 T, F_ = True, False
@@ -112,22 +112,24 @@ def test_gradient_penalty_double_backprop_matches_finite_differences():
     assert torch.autograd.gradcheck(penalty_of_z, (z.clone().requires_grad_(),))
 
 
-def test_pack_steps_pools_runs_of_valid_frames_and_ignores_padding():
+def test_pool_steps_pools_runs_of_valid_frames_and_ignores_padding():
     x = torch.arange(7, dtype=torch.float32).reshape(1, 7, 1)
     mask = torch.tensor([[T, T, T, T, T, F_, F_]])
-    out, lengths = pack_steps(x[mask], mask, max_steps=2)             # 5 frames, stride 3
-    assert out[:, 0].tolist() == [1.0, 3.5] and lengths.tolist() == [2]
-    padded = torch.cat([x, torch.full((1, 5, 1), 99.0)], 1)
+    frames = x * mask[..., None]
+    out, lengths = pool_steps(frames, mask, max_steps=2)              # 5 frames, stride 3
+    assert out[0, :, 0].tolist() == [1.0, 3.5] and lengths.tolist() == [2]
+    padded = torch.cat([frames, torch.zeros(1, 5, 1)], 1)
     padded_mask = torch.cat([mask, torch.zeros(1, 5, dtype=torch.bool)], 1)
-    assert torch.equal(pack_steps(padded[padded_mask], padded_mask, max_steps=2)[0], out)
+    assert torch.equal(pool_steps(padded, padded_mask, max_steps=2)[0], out)
     short = torch.tensor([[T, T, F_, F_, F_, F_, F_]])
-    out, lengths = pack_steps(x[short], short, max_steps=4)
-    assert out[:, 0].tolist() == [0.0, 1.0] and lengths.tolist() == [2]
-    # several samples, one empty, one with a hole: each pools its own valid frames in order
+    out, lengths = pool_steps(x * short[..., None], short, max_steps=4)
+    assert out[0, :, 0].tolist() == [0.0, 1.0, 0.0, 0.0] and lengths.tolist() == [2]
+    # several samples, one empty, one with a hole: each pools its own valid frames in order, left-aligned
     batch = torch.arange(21, dtype=torch.float32).reshape(3, 7, 1)
     mask = torch.tensor([[T, T, T, T, T, T, T], [F_] * 7, [T, F_, T, T, F_, F_, F_]])
-    out, lengths = pack_steps(batch[mask], mask, max_steps=3)         # 7 frames -> stride 3; 3 -> 1
-    assert lengths.tolist() == [3, 0, 3] and out[:, 0].tolist() == [1.0, 4.0, 6.0, 14.0, 16.0, 17.0]
+    out, lengths = pool_steps(batch * mask[..., None], mask, max_steps=3)  # 7 frames -> stride 3; 3 -> 1
+    assert lengths.tolist() == [3, 0, 3]
+    assert out[..., 0].tolist() == [[1.0, 4.0, 6.0], [0.0, 0.0, 0.0], [14.0, 16.0, 17.0]]
 
 
 def test_cce_others_mean_uses_only_other_present_modalities():

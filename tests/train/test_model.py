@@ -219,15 +219,12 @@ def test_paper_preset_has_the_papers_parameter_count(dims):
 
 
 def _padded_reference(enc, x, mask):
-    """The encoder as one padded ``nn.TransformerEncoder`` pass (what packing must reproduce)."""
-    from ebmc.train.model.encoder import pack_steps
-    frames = x[mask]
-    frames = torch.where(torch.isfinite(frames), (frames - enc.mean) / enc.std, torch.zeros_like(frames))
-    steps, lengths = pack_steps(frames, mask, enc.max_steps)
-    S = max(int(lengths.max()), 1)
+    """The encoder as one padded ``nn.TransformerEncoder`` pass (what both layouts must reproduce)."""
+    from ebmc.train.model.encoder import pool_steps
+    frames = torch.where(mask[..., None] & torch.isfinite(x), (x - enc.mean) / enc.std, torch.zeros_like(x))
+    grid, lengths = pool_steps(frames, mask, enc.max_steps)
+    S = grid.shape[1]
     valid = torch.arange(S) < lengths[:, None]
-    grid = steps.new_zeros(len(lengths), S, steps.shape[1])
-    grid[valid] = steps
     h = enc.proj(grid) + enc.pos[:S]
     attend = valid.clone()
     attend[:, 0] |= lengths == 0
@@ -236,12 +233,14 @@ def _padded_reference(enc, x, mask):
     return (h * w).sum(1) / w.sum(1).clamp(min=1.0)
 
 
+@pytest.mark.parametrize("packed", [True, False])
 @pytest.mark.parametrize("max_steps,T", [(4, 9), (6, 5)])
-def test_packed_encoder_equals_padded_transformer(max_steps, T):
-    from ebmc.train.model.encoder import ModalityEncoder
+def test_encoder_equals_padded_transformer_in_both_layouts(max_steps, T, packed, monkeypatch):
+    from ebmc.train.model import encoder
+    monkeypatch.setattr(encoder, "packs", lambda device: packed)
     torch.manual_seed(0)
     cfg = ModelConfig(hidden_dim=16, max_steps=max_steps, encoder_layers=2, encoder_heads=4, dropout=0.0)
-    enc = ModalityEncoder(5, cfg)
+    enc = encoder.ModalityEncoder(5, cfg)
     enc.mean.normal_()
     enc.std.uniform_(0.5, 2.0)
     x = torch.randn(6, T, 5)

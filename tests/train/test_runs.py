@@ -11,9 +11,10 @@ from ebmc.store import StoreError
 from ebmc.train.ablations import ABLATIONS, apply_ablation, expand_names
 from ebmc.train.config import DataConfig, RunConfig, TrainConfig
 from ebmc.train.data import load_data
+from ebmc.train.grid import run_grid
 from ebmc.train.loop import evaluate
 from ebmc.train.model import ModelConfig
-from ebmc.train.runs import execute, load_run, read_history, run_grid
+from ebmc.train.runs import execute, load_run, read_history
 from ebmc.train.summary import write_summary
 
 CFG = RunConfig(data=DataConfig(max_len_audio=30, max_len_vision=30),

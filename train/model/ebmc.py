@@ -36,7 +36,7 @@ class ModelOutput:
     spread: (B, M) predictive spread sigma of each unimodal head (std or entropy).
     present: (B, M) bool, the modalities the model treated as present.
     unimodal: {m: prediction of T_m in pred's format}.
-    energy: {m: E(m)} batch energies (stage II with use_emc and labels; modalities with samples only).
+    energy: {m: E(m)} batch energies (stage II with use_emc and labels; 0 for a modality without samples).
     terms: {name: unweighted scalar} for TERM_NAMES, when the batch has labels.
     loss: the weighted objective of the stage, when the batch has labels.
     """
@@ -194,7 +194,8 @@ class EBMC(nn.Module):
                     terms = self._emc_terms(leaf, self.unimodal_heads(leaf)[2], present, y)
                 energies, has, t["gap"], t["grad_pen"] = (v.detach() for v in terms)
             t["emc"] = t["gap"] + cfg.emc_delta * t["grad_pen"]
-            out.energy = {m: energies[j] for j, m in enumerate(self.modalities) if has[j]}
+            # every modality, read or not: selecting by ``has`` would make the host wait for the device
+            out.energy = {m: energies[j] for j, m in enumerate(self.modalities)}
         if stage == 2 and cfg.use_imtd:
             t["imtd"] = self._imtd_term(batch, teacher, pred, present)
         w = self.loss_cfg

@@ -1,10 +1,14 @@
 """Per-modality encoder of EBMC: normalise, reduce time, pre-LN Transformer, masked mean pooling -> z_m (B, H).
 
-The encoder works on *packed* steps: only valid steps exist, sample after sample, in time order
-((N, H) for N valid steps in the batch). Padding therefore costs no projection, feed-forward or
-normalisation work; it is laid out as a (B, S) grid only inside attention, where its keys are masked.
-Padded steps never influenced a valid one (keys are masked, everything else is per step), so this
-is the same function as running the padded batch through ``nn.TransformerEncoder``.
+The valid frames are pooled into a (B, S) grid of steps, S = min(T, max_steps), by index
+arithmetic on the mask: the grid's shape follows from the input's shape, never from its values.
+On an accelerator the Transformer runs on the whole grid, so a forward pass needs no host
+synchronisation (no ``nonzero``, no boolean-mask indexing, no ``.item()``). On CPU (see ``packs``)
+it runs on the *packed* valid steps only, sample after sample ((N, H) for N valid steps), laid
+out as the grid only inside attention; padding then costs no projection, feed-forward or
+normalisation work. Either way padded steps never influence a valid one (keys are masked,
+everything else is per step), so both are the same function as running the padded batch through
+``nn.TransformerEncoder``.
 """
 from __future__ import annotations
 
@@ -16,26 +20,29 @@ from .config import ModelConfig
 from .dropout import dropout
 
 
-def pack_steps(frames: Tensor, mask: Tensor, max_steps: int) -> tuple[Tensor, Tensor]:
-    """Mean-pool runs of valid frames so each sample keeps at most ``max_steps`` steps, packed.
+def pool_steps(frames: Tensor, mask: Tensor, max_steps: int) -> tuple[Tensor, Tensor]:
+    """Mean-pool runs of valid frames so each sample keeps at most ``max_steps`` steps, left-aligned.
 
-    frames: (n, d) the valid frames ``x[mask]`` (sample after sample, in time order); mask: (B, T) bool
-    (True = valid) -> steps (N, d) packed the same way, lengths (B,) steps per sample (0 when empty).
-    A sample with L valid frames uses stride ceil(L / max_steps) over its valid frames in order, so the
-    result depends on the valid frames only, never on padding; samples with L <= max_steps keep every frame.
+    frames: (B, T, d), zero where invalid; mask: (B, T) bool (True = valid) -> steps (B, S, d) with
+    S = min(T, max_steps) (at least 1), zero after each sample's last step, and lengths (B,) steps per
+    sample (0 when empty). A sample with L valid frames uses stride ceil(L / max_steps) over its valid
+    frames in order, so the result depends on the valid frames only, never on padding or on holes in
+    the mask; samples with L <= max_steps keep every valid frame (packed to the left).
     """
+    B, T, d = frames.shape
+    S = max(min(T, max_steps), 1)
     n_valid = mask.sum(1)
     stride = torch.div(n_valid + max_steps - 1, max_steps, rounding_mode="floor").clamp(min=1)
     lengths = torch.div(n_valid + stride - 1, stride, rounding_mode="floor")
-    if bool((stride == 1).all()):
-        return frames, lengths
-    sample = torch.repeat_interleave(torch.arange(len(n_valid), device=mask.device), n_valid)
-    rank = torch.arange(frames.shape[0], device=mask.device) - (n_valid.cumsum(0) - n_valid)[sample]
-    segment = (lengths.cumsum(0) - lengths)[sample] + torch.div(rank, stride[sample], rounding_mode="floor")
-    n_steps = int(lengths.sum())
-    total = frames.new_zeros(n_steps, frames.shape[1]).index_add_(0, segment, frames)
-    count = torch.bincount(segment, minlength=n_steps).to(frames.dtype)
-    return total / count.unsqueeze(1), lengths
+    rank = (mask.cumsum(1) - 1).clamp(min=0)                             # (B, T) rank among valid frames
+    # invalid frames land in some slot too, but with weight 0 and zero features: they add nothing
+    segment = torch.div(rank, stride.unsqueeze(1), rounding_mode="floor").clamp(max=S - 1)
+    slot = (torch.arange(B, device=mask.device).unsqueeze(1) * S + segment).reshape(-1)   # (B * T,)
+    count = frames.new_zeros(B * S).index_add_(0, slot, mask.to(frames.dtype).reshape(-1))
+    # one flat index per element: CPU index_add_ over rows runs a small op per row, ~10x slower
+    element = (slot.unsqueeze(1) * d + torch.arange(d, device=mask.device)).reshape(-1)
+    total = frames.new_zeros(B * S * d).index_add_(0, element, frames.reshape(-1)).view(B * S, d)
+    return (total / count.clamp(min=1).unsqueeze(1)).view(B, S, d), lengths
 
 
 def attention(q: Tensor, k: Tensor, v: Tensor, attend: Tensor, p: float, training: bool) -> Tensor:
@@ -56,7 +63,7 @@ class ModalityEncoder(nn.Module):
     """Encodes one modality's sequence into z_m (B, H); an absent sample gives exactly zeros.
 
     The Transformer's parameters live in standard ``nn.TransformerEncoderLayer`` modules (their
-    initialisation and state-dict keys); ``forward`` runs them on packed steps (see module docstring).
+    initialisation and state-dict keys); ``forward`` runs them on the pooled step grid (see module docstring).
     """
 
     def __init__(self, in_dim: int, cfg: ModelConfig):
@@ -77,33 +84,49 @@ class ModalityEncoder(nn.Module):
 
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
         """x: (B, T, d), mask: (B, T) bool (True = valid) -> z: (B, H), zeros where no step is valid."""
-        frames = x[mask]
         # Non-finite inputs (COVAREP has -inf) become the train mean, i.e. 0 after normalisation.
-        frames = torch.where(torch.isfinite(frames), (frames - self.mean) / self.std, torch.zeros_like(frames))
-        steps, lengths = pack_steps(frames, mask, self.max_steps)
-        B, S = mask.shape[0], max(int(lengths.max()) if len(lengths) else 0, 1)
-        sample = torch.repeat_interleave(torch.arange(B, device=x.device), lengths)
-        position = torch.arange(steps.shape[0], device=x.device) - (lengths.cumsum(0) - lengths)[sample]
-        grid = sample * S + position                                   # row of each step in the (B*S) grid
-        attend = torch.arange(S, device=x.device) < lengths.unsqueeze(1)
+        keep = mask.unsqueeze(-1) & torch.isfinite(x)
+        frames = torch.where(keep, (x - self.mean) / self.std, torch.zeros_like(x))
+        steps, lengths = pool_steps(frames, mask, self.max_steps)
+        (B, S, d), H = steps.shape, self.pos.shape[1]
+        valid = torch.arange(S, device=x.device) < lengths.unsqueeze(1)   # (B, S)
         # All-masked attention rows give NaN: let empty samples attend to their (zero) first step;
-        # they have no steps, so nothing reads the result.
-        attend[:, 0] |= lengths == 0
-        h = self.proj(steps) + self.pos.index_select(0, position)
+        # they have no valid steps, so nothing reads the result.
+        first = torch.arange(S, device=x.device) == 0
+        attend = valid | (first & (lengths == 0).unsqueeze(1))
+        rows = valid.reshape(-1).nonzero().squeeze(1) if packs(x.device) else None
+        h = self.proj(_rows(steps.reshape(B * S, d), rows)) + _rows(self.pos[:S].repeat(B, 1), rows)
         for layer in self.layers.layers:
-            h = self._layer(layer, h, grid, attend)
-        h = self.norm(h)
-        total = h.new_zeros(B, h.shape[1]).index_add_(0, sample, h)
-        return total / lengths.clamp(min=1).unsqueeze(1).to(h.dtype)
+            h = self._layer(layer, h, attend, rows)
+        h = _grid(self.norm(h), rows, B * S).view(B, S, H)
+        w = valid.to(h.dtype).unsqueeze(-1)
+        return (h * w).sum(1) / lengths.clamp(min=1).unsqueeze(1).to(h.dtype)
 
-    def _layer(self, layer: nn.TransformerEncoderLayer, h: Tensor, grid: Tensor, attend: Tensor) -> Tensor:
-        """One pre-LN layer (as ``nn.TransformerEncoderLayer(norm_first=True)``) on packed steps h (N, H)."""
+    def _layer(self, layer: nn.TransformerEncoderLayer, h: Tensor, attend: Tensor, rows: Tensor | None) -> Tensor:
+        """One pre-LN layer (as ``nn.TransformerEncoderLayer(norm_first=True)``) on steps h (N, H),
+        the ``rows`` of the (B * S) step grid (all of it when ``rows`` is None)."""
         attn, p = layer.self_attn, self.dropout
         (B, S), H = attend.shape, h.shape[1]
-        qkv = F.linear(layer.norm1(h), attn.in_proj_weight, attn.in_proj_bias)
-        qkv = qkv.new_zeros(B * S, 3 * H).index_copy(0, grid, qkv)
+        qkv = _grid(F.linear(layer.norm1(h), attn.in_proj_weight, attn.in_proj_bias), rows, B * S)
         q, k, v = qkv.view(B, S, 3, self.heads, H // self.heads).permute(2, 0, 3, 1, 4).unbind(0)
         ctx = attention(q, k, v, attend, p, self.training).transpose(1, 2).reshape(B * S, H)
-        h = h + dropout(attn.out_proj(ctx.index_select(0, grid)), p, self.training)
+        h = h + dropout(attn.out_proj(_rows(ctx, rows)), p, self.training)
         ff = layer.linear2(dropout(F.gelu(layer.linear1(layer.norm2(h))), p, self.training))
         return h + dropout(ff, p, self.training)
+
+
+def packs(device: torch.device) -> bool:
+    """Whether the encoder packs valid steps on ``device``: yes on CPU, where reading the mask costs
+    no device wait and packing skips the work on padded steps; elsewhere the static (B, S) grid,
+    so a step never makes the host wait for the accelerator."""
+    return device.type == "cpu"
+
+
+def _rows(grid: Tensor, rows: Tensor | None) -> Tensor:
+    """The packed ``rows`` of a (B * S, ...) grid tensor, or the grid itself when not packing."""
+    return grid if rows is None else grid.index_select(0, rows)
+
+
+def _grid(packed: Tensor, rows: Tensor | None, size: int) -> Tensor:
+    """Inverse of ``_rows``: packed steps (N, ...) back into a zero (size, ...) grid."""
+    return packed if rows is None else packed.new_zeros(size, *packed.shape[1:]).index_copy(0, rows, packed)
