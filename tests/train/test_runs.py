@@ -52,7 +52,7 @@ def test_run_folder_files(data, finished):
     assert record["config"]["train"]["stage1_epochs"] == 2 and record["config"]["train"]["batch_size"] == 16
     env = json.loads((folder / "env.json").read_text())
     assert env["torch"] == torch.__version__ and env["device"] == "cpu" and "git_commit" in env
-    history = pd.read_csv(folder / "history.csv")
+    history = pd.read_csv(folder / "history.csv", float_precision="round_trip")  # exact floats, as written
     assert list(zip(history.stage, history.epoch)) == [(1, 1), (1, 2), (2, 1), (2, 2)]
     assert {"train_loss", "train_emc", "train_imtd", "valid_mae", "valid_corr"} <= set(history.columns)
     assert (history[history.stage == 1].train_imtd == 0).all() and (history[history.stage == 2].train_emc > 0).all()
