@@ -78,3 +78,16 @@ def test_asr_always_keeps_the_given_transcript_and_a_rerun_transcribes_nothing(m
     # auto: given transcripts win, nothing is transcribed
     _, auto = run(manifest, tmp_path / "f", configs, asr=AsrConfig(threads=1))
     assert "asr" not in auto and open_store(root).utterances["transcript"].tolist()[0] == "what the user typed"
+
+
+def test_without_asr_a_bare_folder_has_no_text_and_align_needs_asr(media, tmp_path, capsys):
+    from ebmc.extract import cli
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    (folder / "talking.mp4").write_bytes(media["talking"].read_bytes())
+    base = [str(folder), "--out", str(tmp_path / "f")]
+    assert cli.main(base + ["--asr", "off", "--modalities", "text"]) == 2
+    assert "turn speech recognition on (--asr auto)" in capsys.readouterr().err
+    assert cli.main(base + ["--asr.mode", "off", "--modalities", "audio", "--align", "words"]) == 2
+    assert "--align words needs word times from speech recognition" in capsys.readouterr().err
+    assert not (tmp_path / "f" / "videos" / "store.json").exists()
