@@ -87,7 +87,7 @@ class VisionConfig:
     max_side: int = setting(640, "blendshapes/landmarks/pyfeat: frames are downscaled so their longer side is at "
                                  "most this (pixels)")
     min_confidence: float = setting(0.5, "face confidence below which a frame counts as faceless (kept, masked)")
-    au_columns: bool = setting(False, "blendshapes backend: append 15 AU-named columns (AU01 ... AU45), fixed "
+    au_columns: bool = setting(False, "blendshapes backend: append 16 AU-named columns (AU01 ... AU45), fixed "
                                       "combinations of blendshapes that approximate FACS action units "
                                       "(not AU intensities; see docs/extractors.md)")
     model_path: str = run_only("", metadata={
@@ -100,8 +100,6 @@ class VisionConfig:
     def __post_init__(self) -> None:
         problems = []
         _check_choice(problems, "--vision.backend", self.backend, VisionBackend)
-        if self.backend == "mediapipe":
-            problems.append("the face-mesh backend formerly called 'mediapipe' is now --vision.backend landmarks")
         if self.fps <= 0:
             problems.append(f"--vision.fps={self.fps} must be > 0")
         if self.max_side < 64:
