@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -12,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .errors import StoreError, raise_if
-from .fingerprint import file_sha256, ids_digest
+from .fingerprint import ids_digest
 from .lock import LOCK_FILE
 from .validate import REBUILD, check_feature_set, read_json
 from .schema import (ID_COLUMN, MANIFEST_FILE, MODALITIES, SCHEMA_VERSION, SPLITS, STATUSES,
@@ -187,9 +188,11 @@ class Store:
                 problems.append(f"{root / rel}: rows do not belong to this store's utterance list; re-commit the store")
             self._feature_sets[m] = FeatureSet(root / rel, man)
         table = root / meta["utterances"]
+        # read now, whole (it is small): a Store never needs the file again, so a later commit may replace it
+        self._table_bytes = table.read_bytes() if table.exists() else b""
         if not table.exists():
             problems.append(f"{table}: utterance table missing; {REBUILD}")
-        elif not table.name.endswith(f"-{file_sha256(table)[:16]}.parquet"):  # small, named by its content hash
+        elif not table.name.endswith(f"-{hashlib.sha256(self._table_bytes).hexdigest()[:16]}.parquet"):
             problems.append(f"{table}: content differs from the hash in its name (damaged or edited after commit); {REBUILD}")
         raise_if(problems, f"feature store {root} is damaged")
 
@@ -203,7 +206,7 @@ class Store:
         """The utterance table (id, video/clip id, split, labels, transcript, ``<m>_length``/``_status``)."""
         path = self.root / self.meta["utterances"]
         try:
-            table = pq.read_table(path).to_pandas()
+            table = pq.read_table(pa.BufferReader(self._table_bytes)).to_pandas()
         except (OSError, ValueError, pa.ArrowException) as e:
             raise StoreError(f"{path}: unreadable utterance table ({type(e).__name__}: {e}); {REBUILD}") from None
         if ID_COLUMN not in table.columns or ids_digest(table[ID_COLUMN].astype(str)) != self.meta["ids_sha256"]:

@@ -14,6 +14,7 @@ import dataclasses
 import datetime as _dt
 import hashlib
 import io
+import json
 import logging
 from pathlib import Path
 from typing import Any, Sequence
@@ -265,15 +266,25 @@ def commit_store(root: str | Path, *, dataset: str, task: str | None, utterances
         **({"variants": {v: {m: f"{m}/{fp}" for m, fp in sets.items()} for v, sets in variants.items()}} if variants else {}),
         "committed": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
+    previous = _committed_table(root)
     atomic.write_json(root / STORE_FILE, meta)  # the commit point
     for warning in missing_train_classes(table, task, label_columns, meta["classes"], str(root)):
         log.warning(warning)
     for old in root.glob("utterances-*.parquet"):
-        if old.name != table_file:  # under the lock, this commit's store.json is the newest
+        # the previous table stays one commit longer: a reader may have read the old store.json just now
+        if old.name not in (table_file, previous):
             old.unlink(missing_ok=True)
     atomic.remove_stale_temps(root)
     log.info("committed store %s: %d utterances, modalities %s", root, len(table), ", ".join(meta["feature_sets"]))
     return root
+
+
+def _committed_table(root: Path) -> str | None:
+    """The utterance table the current store.json names, if there is a readable one."""
+    try:
+        return json.loads((root / STORE_FILE).read_text())["utterances"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _lengths_of(folder: Path, manifest: dict) -> np.ndarray:

@@ -10,6 +10,7 @@ import pickle
 import subprocess
 import sys
 import textwrap
+
 import pytest
 
 G = b"cnumpy.core.multiarray\n"

@@ -11,7 +11,7 @@ from test_store import ragged, table
 
 
 def _write(root, seed):
-    write_store(root, dataset="d", task="regression", utterances=table(),
+    write_store(root, dataset="d", task="regression", utterances=table(note=[f"seed {seed}"] * 9),  # a table per seed
                 features={"audio": ModalityData({"name": "a", "seed": seed}, sequences=ragged(seed=seed))})
 
 
@@ -55,27 +55,42 @@ def test_stale_temps_of_dead_writers_go_and_live_writers_temps_stay(tmp_path):
         sleeper.wait()
 
 
-def _race(root, seed, results):
-    try:
-        _write(root, seed)
-        results.put("ok")
-    except StoreError as e:
-        results.put("locked" if "locked by pid" in str(e) else str(e))
-    except Exception as e:  # noqa: BLE001 - any other error is the failure under test
-        results.put(f"{type(e).__name__}: {e}")
+def _race(root, seeds, results):
+    for seed in seeds:
+        try:
+            _write(root, seed)
+            results.put("ok")
+        except StoreError as e:
+            results.put("locked" if "locked by pid" in str(e) else str(e))
+        except Exception as e:  # noqa: BLE001 - any other error is the failure under test
+            results.put(f"{type(e).__name__}: {e}")
 
 
-def test_concurrent_writers_never_break_each_other_or_the_committed_store(tmp_path):
-    ctx = multiprocessing.get_context("fork")
+def test_concurrent_writers_never_break_each_other_nor_a_reader(tmp_path):
+    _write(tmp_path, 100)
+    ctx = multiprocessing.get_context("spawn")  # no fork of a process whose libraries run threads
     results = ctx.Queue()
-    for attempt in range(6):
-        procs = [ctx.Process(target=_race, args=(tmp_path, attempt * 2 + k, results)) for k in range(2)]
-        for p in procs:
-            p.start()
-        for p in procs:
-            p.join(60)
-        outcomes = sorted(results.get(timeout=5) for _ in procs)
-        assert set(outcomes) <= {"ok", "locked"} and "ok" in outcomes, outcomes
-        store = open_store(tmp_path)  # whatever won, the committed store is whole
-        assert store.n == 9 and len(store.utterances) == 9
+    procs = [ctx.Process(target=_race, args=(tmp_path, range(k * 10, k * 10 + 6), results)) for k in range(2)]
+    for p in procs:
+        p.start()
+    opened = 0
+    while any(p.is_alive() for p in procs):  # a reader during the race always sees a whole commit
+        store = open_store(tmp_path)
+        assert len(store.utterances) == 9 and store.features("audio").padded()[0].shape[0] == 9
+        opened += 1
+    for p in procs:
+        p.join(60)
+    outcomes = [results.get(timeout=5) for _ in range(12)]
+    assert set(outcomes) <= {"ok", "locked"} and "ok" in outcomes, outcomes
+    assert opened and open_store(tmp_path).n == 9
     assert not list(tmp_path.rglob(".tmp-*"))
+
+
+def test_a_commit_keeps_the_table_a_reader_may_have_just_been_pointed_to(tmp_path):
+    _write(tmp_path, 0)
+    opened = open_store(tmp_path)
+    _write(tmp_path, 1)
+    assert len(list(tmp_path.glob("utterances-*.parquet"))) == 2  # the previous commit's table stays
+    _write(tmp_path, 2)
+    assert len(list(tmp_path.glob("utterances-*.parquet"))) == 2  # older ones go
+    assert opened.utterances["note"].tolist() == ["seed 0"] * 9  # read at open: independent of later commits
