@@ -53,11 +53,7 @@ def _steps(model, data: Data, cfg: RunConfig, stage: int, teacher, n: int):
         batches += list(data.batches("train", cfg.train.batch_size, shuffle=True))
     model.train()
     for batch in batches[:n]:
-        out = model(batch, stage, teacher=teacher)
-        optimizer.zero_grad(set_to_none=True)
-        out.loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
-        optimizer.step()
+        loop.train_step(model, batch, cfg, stage, optimizer, teacher)
 
 
 def _count_syncs(model, data, cfg, stage, teacher, grid_layout: bool) -> int:
