@@ -102,7 +102,9 @@ class TrainConfig:
                                          "at that rate (features zeroed; text keeps its first and last token)")
     augment_rates: tuple[float, ...] = setting((0.0, 0.1, 0.2, 0.3, 0.4, 0.5),
                                               "frame-drop rates robust_augment draws from, each in [0, 1]")
-    eval_batch_size: int = run_only(512, metadata={"help": "batch size of validation and test passes"})
+    eval_batch_size: int = run_only(2048, metadata={"help": "validation and test run as one pass over the split "
+                                                    "up to this many samples (larger splits in batches of it; "
+                                                    "bounds their memory)"})
     device: str = run_only("auto", metadata={"help": "auto (CUDA when present, else CPU), cpu, cuda or cuda:N"})
 
     def __post_init__(self) -> None:

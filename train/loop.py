@@ -187,18 +187,27 @@ def _train_epoch(model: EBMC, data: Data, cfg: RunConfig, stage: int, optimizer:
     if cfg.train.robust_augment:
         batches = map(random_frame_drop(cfg.train.augment_rates, generator), batches)
     for batch in batches:
-        with _autocast(cfg, data.device):
-            out = model(batch, stage, teacher=teacher)
-        optimizer.zero_grad(set_to_none=True)
-        out.loss.backward()
-        if cfg.train.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
-        optimizer.step()
-        terms = torch.stack([out.loss, *(out.terms[k] for k in TERM_NAMES)]).detach().float()
-        total = total + terms * batch.size
+        total = total + train_step(model, batch, cfg, stage, optimizer, teacher) * batch.size
         n += batch.size
     means = (torch.as_tensor(total) / n).tolist()  # the epoch's one host read
-    return dict(zip(names, means))
+    return dict(zip(names, means, strict=True))
+
+
+def train_step(model: EBMC, batch: Batch, cfg: RunConfig, stage: int, optimizer: torch.optim.Optimizer,
+               teacher: EBMC | None) -> Tensor:
+    """One optimisation step (forward, backward, clip, Adam step) on ``batch``, model in train mode.
+
+    Returns the loss and the TERM_NAMES terms, (1 + len(TERM_NAMES),) float32, detached and still
+    on the device: nothing here makes the host wait for it.
+    """
+    with _autocast(cfg, batch.index.device):
+        out = model(batch, stage, teacher=teacher)
+    optimizer.zero_grad(set_to_none=True)
+    out.loss.backward()
+    if cfg.train.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
+    optimizer.step()
+    return torch.stack([out.loss, *(out.terms[k] for k in TERM_NAMES)]).detach().float()
 
 
 def train(cfg: RunConfig, data: Data, state: TrainState | None = None,

@@ -39,8 +39,10 @@ def pool_steps(frames: Tensor, mask: Tensor, max_steps: int) -> tuple[Tensor, Te
     segment = torch.div(rank, stride.unsqueeze(1), rounding_mode="floor").clamp(max=S - 1)
     slot = (torch.arange(B, device=mask.device).unsqueeze(1) * S + segment).reshape(-1)   # (B * T,)
     count = frames.new_zeros(B * S).index_add_(0, slot, mask.to(frames.dtype).reshape(-1))
-    # one flat index per element: CPU index_add_ over rows runs a small op per row, ~10x slower
-    element = (slot.unsqueeze(1) * d + torch.arange(d, device=mask.device)).reshape(-1)
+    # one flat index per element: CPU index_add_ over rows runs a small op per row, ~10x slower;
+    # int32 halves the index's memory (it is as large as the frames) wherever it can count that far
+    index = torch.int32 if B * S * d < 2**31 else torch.int64
+    element = (slot.to(index).unsqueeze(1) * d + torch.arange(d, device=mask.device, dtype=index)).reshape(-1)
     total = frames.new_zeros(B * S * d).index_add_(0, element, frames.reshape(-1)).view(B * S, d)
     return (total / count.clamp(min=1).unsqueeze(1)).view(B, S, d), lengths
 
