@@ -150,7 +150,7 @@ def _run_protocols(store: Path, rows: list[dict], names: tuple[str, ...], pcfg: 
     device = resolve_device(device)
     conditions = []
     if pcfg.per_condition_models and "missing" in names:
-        conditions = train_conditions(store, [r["dir"] for r in rows], device, progress)
+        conditions = train_conditions(store, [r["dir"] for r in rows], device, pcfg.per_condition_mode, progress)
     for row in rows:
         run_protocols(row["dir"], names, pcfg, device=device)
     return conditions

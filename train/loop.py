@@ -17,7 +17,7 @@ from ebmc.train.config import RunConfig
 from ebmc.train.data import Data
 from ebmc.train.metrics import compute_metrics, selection_key
 from ebmc.train.model import EBMC
-from ebmc.train.protocols.frames import random_frame_drop
+from ebmc.train.protocols.training import eval_transform, train_transform
 
 log = logging.getLogger(__name__)
 
@@ -167,8 +167,9 @@ def _train_epoch(model: EBMC, data: Data, cfg: RunConfig, stage: int, optimizer:
     sums: dict[str, Tensor] = {}
     n = 0
     batches = data.batches("train", cfg.train.batch_size, shuffle=True, generator=generator)
-    if cfg.train.robust_augment:
-        batches = map(random_frame_drop(cfg.train.augment_rates, generator), batches)
+    transform = train_transform(cfg.train, stage, generator)
+    if transform is not None:
+        batches = map(transform, batches)
     for batch in batches:
         with _autocast(cfg, data.device):
             out = model(batch, stage, teacher=teacher)
@@ -226,7 +227,7 @@ def train(cfg: RunConfig, data: Data, state: TrainState | None = None,
             while state.epoch < epochs[stage] and not state.stopped:
                 start = time.perf_counter()
                 train_terms = _train_epoch(model, data, cfg, stage, optimizer, teacher, generator)
-                valid = evaluate(model, data, "valid", stage=stage, batch_size=t.eval_batch_size)
+                valid = evaluate(model, data, "valid", eval_transform(t, stage, "valid"), stage, t.eval_batch_size)
                 score = float(valid[key])
                 state.epoch += 1
                 if _better(score, state.best_score, mode) or state.epoch == 1:
@@ -264,7 +265,7 @@ def train(cfg: RunConfig, data: Data, state: TrainState | None = None,
             bar.close()
     model.load_state_dict(state.best)
     model.eval()
-    test = evaluate(model, data, "test", stage=2, batch_size=t.eval_batch_size)
+    test = evaluate(model, data, "test", eval_transform(t, 2, "test"), 2, t.eval_batch_size)
     metrics = {"valid": state.best_valid, "test": test, "selected": {"stage": 2, "epoch": state.best_epoch},
                "select_metric": key, "select_mode": mode}
     return Result(model=model, metrics=metrics, state=state)
