@@ -9,9 +9,19 @@ import tomllib
 from pathlib import Path
 
 from ebmc.store import StoreError
-from ebmc.store.flags import add_dataclass_flags, dataclass_from_args, overrides_from_args
+from ebmc.store.flags import (
+    add_dataclass_flags,
+    dataclass_from_args,
+    overrides_from_args,
+)
 from ebmc.train.ablations import ABLATIONS, PRESETS, SWEEP_WEIGHTS, expand_names
-from ebmc.train.config import SECTIONS, RunConfig, build_section, from_dict, section_values
+from ebmc.train.config import (
+    SECTIONS,
+    RunConfig,
+    build_section,
+    from_dict,
+    section_values,
+)
 from ebmc.train.protocols.config import PROTOCOLS, ProtocolConfig, resolve_names
 
 DEFAULT_SEEDS = (1111, 1112, 1113, 1114, 1115)

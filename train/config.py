@@ -26,7 +26,6 @@ PAPER_SCHEDULE: dict[str, dict[str, int]] = {
 }
 # Name parts matched in this order: mosei before mosi (both start with "mos").
 NAMED_FAMILIES = ("mosei", "mosi", "iemocap", "sims")
-Family = Literal["auto", "mosi", "mosei", "iemocap", "sims", "other"]
 
 
 def _problems(cfg: Any, section: str, rules: dict[str, tuple[float | None, float | None, bool]]) -> list[str]:
@@ -91,9 +90,9 @@ class TrainConfig:
                                              "regression, weighted F1 for classification)")
     freeze_encoders: bool = setting(False, "stage II keeps the modality encoders frozen at their stage-I weights")
     bf16: bool = setting(True, "bf16 autocast on CUDA (ignored on CPU, which always computes in float32)")
-    family: Family = setting("auto", "dataset family that sets the schedule defaults (App. A.2) and the "
-                                    "regression metric variant (sims: CH-SIMS bins on [-1, 1]; else MMSA's MOSI "
-                                    "ones); auto: from the store's dataset name, logged")
+    family: Literal["auto", "mosi", "mosei", "iemocap", "sims", "other"] = setting(
+        "auto", "dataset family that sets the schedule defaults (App. A.2) and the regression metric variant "
+                "(sims: CH-SIMS bins on [-1, 1]; else MMSA's MOSI ones); auto: from the store's dataset name, logged")
     seed: int = setting(1111, "seed of initialisation, shuffling and noise (ebmc-train --seeds sets it per run)")
     robust_augment: bool = setting(False, "frame-drop augmentation of training batches (features zeroed, mask "
                                          "kept; text keeps its first and last token), scheme augment_scheme. Off: "

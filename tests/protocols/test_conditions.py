@@ -3,10 +3,9 @@ import json
 
 import pandas as pd
 import pytest
-
 from ebmc.train.cli import main
-from ebmc.train.protocols.missing import condition_run_dir
 from ebmc.train.config import DataConfig
+from ebmc.train.protocols.missing import condition_run_dir
 from ebmc.train.runs import load_run, read_history
 
 from .helpers import tiny_store
@@ -74,6 +73,6 @@ def test_authors_mode_masks_the_condition_in_stage_two_only(tmp_path, capsys):
         assert not stage2.equals(parent[parent.stage == 2].drop(columns="seconds").reset_index(drop=True))
     result = json.loads((run / "protocols" / "missing.json").read_text())
     assert result["per_condition_mode"] == "stage2"
-    assert [c["run"] for c in result["conditions"]][0] == "conditions/stage2/text"
+    assert result["conditions"][0]["run"] == "conditions/stage2/text"
     report = build_report(tmp_path / "runs").read_text()
     assert "one model per condition, stage I on all modalities and stage II with the others masked" in report
