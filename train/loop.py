@@ -227,7 +227,8 @@ def train(cfg: RunConfig, data: Data, state: TrainState | None = None,
             while state.epoch < epochs[stage] and not state.stopped:
                 start = time.perf_counter()
                 train_terms = _train_epoch(model, data, cfg, stage, optimizer, teacher, generator)
-                valid = evaluate(model, data, "valid", eval_transform(t, stage, "valid"), stage, t.eval_batch_size)
+                valid = evaluate(model, data, "valid", transform=eval_transform(t, stage, "valid"), stage=stage,
+                                 batch_size=t.eval_batch_size)
                 score = float(valid[key])
                 state.epoch += 1
                 if _better(score, state.best_score, mode) or state.epoch == 1:
@@ -265,7 +266,8 @@ def train(cfg: RunConfig, data: Data, state: TrainState | None = None,
             bar.close()
     model.load_state_dict(state.best)
     model.eval()
-    test = evaluate(model, data, "test", eval_transform(t, 2, "test"), 2, t.eval_batch_size)
+    test = evaluate(model, data, "test", transform=eval_transform(t, 2, "test"), stage=2,
+                    batch_size=t.eval_batch_size)
     metrics = {"valid": state.best_valid, "test": test, "selected": {"stage": 2, "epoch": state.best_epoch},
                "select_metric": key, "select_mode": mode}
     return Result(model=model, metrics=metrics, state=state)
