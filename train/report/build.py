@@ -40,13 +40,14 @@ DISCLOSURE = (
     "test split, an optimistic choice. (3) Schedule: the paper's main text says batch 64 and 100 epochs "
     "per stage, its Appendix A.2 gives per-dataset values (MOSI 64 / 150 + 150, MOSEI 32 / 100 + 100, "
     "IEMOCAP 16 / 150 + 150); ebmc follows A.2 unless the runs set otherwise (the schedule used is in each "
-    "config.json). (4) Model: the default model (H = 128) is smaller than the paper's 6.4M-parameter offline "
-    "model (`--model.preset paper`); the presets used are listed under Settings.")
+    "config.json). (4) Model: the default (`--model.preset paper`) has the paper's 6.4M-parameter size, "
+    "but its encoder depth and width are fitted to that count (the authors' scripts were not available); "
+    "the presets used are listed under Settings.")
 
 
 def _notes(groups: list[Group]) -> list[str]:
     """Protocol settings that a reader needs next to the numbers (from the result files)."""
-    presets = sorted({run.config.get("config", {}).get("model", {}).get("preset", "default")
+    presets = sorted({run.config.get("config", {}).get("model", {}).get("preset", "not recorded")
                       for g in groups for run in g.runs})
     parameters = sorted({run.config["parameters"] for g in groups for run in g.runs if "parameters" in run.config})
     notes = [f"model preset {', '.join(presets)}"
