@@ -12,7 +12,7 @@ from ebmc.store.flags import setting
 # parameters on MOSI's 768/74/35 features). The paper gives H = 256 only; two pre-LN layers with a
 # feed-forward width of 3H (768) give 6,385,927 parameters on those dimensions (+0.02%). The authors'
 # scripts were not reachable offline, so depth and feed-forward width are fitted to the count, dropout
-# stays 0.1. "small": the default before issue 9 (H 128, FF 4H; 1.86M parameters), ~1.5x faster on CPU.
+# stays 0.1. "small": the default before issue 9 (H 128, FF 4H; 1.86M parameters), ~2.5x faster per epoch on CPU.
 # Why the paper's size is the default: docs/decisions.md.
 MODEL_PRESETS: dict[str, dict[str, Any]] = {
     "paper": {"hidden_dim": 256, "encoder_layers": 2, "encoder_heads": 8, "encoder_ff_mult": 3, "dropout": 0.1},
