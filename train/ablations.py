@@ -17,12 +17,15 @@ ABLATIONS: dict[str, dict[str, dict]] = {
     "emc_no_norm": {"model": {"emc_a": 0.0}},
     "emc_no_task": {"model": {"emc_b": 0.0}},
     "emc_no_uncertainty": {"model": {"emc_c": 0.0}},
+    # The training setup of the paper's Table 5 models (LNLN's): augmented, selected at drop rate 0.5
+    "table5": {"train": {"robust_augment": True, "augment_scheme": "lnln", "select_drop_rate": 0.5}},
 }
 
 # How the paper's tables name each ablation.
 LABELS: dict[str, str] = {
     "full": "EBMC", "no_msd": "w/o MSD", "no_cce": "w/o CCE", "no_emc": "w/o EMC", "no_imtd": "w/o IMTD",
     "emc_no_norm": "w/o ||z_m||^2", "emc_no_task": "w/o l_m", "emc_no_uncertainty": "w/o u_m",
+    "table5": "EBMC (Table 5 training)",
 }
 
 # The rows of the paper's ablation tables: Table 4 (modules) and Table 7 (EMC energy terms).

@@ -13,7 +13,13 @@ from ebmc.store import StoreError, open_store
 from ebmc.store.flags import add_dataclass_flags, dataclass_from_args, overrides_from_args
 from ebmc.store.shard import parse_shard
 from ebmc.train.ablations import ABLATIONS, PRESETS, SWEEP_WEIGHTS, expand_names
-from ebmc.train.config import SECTIONS, RunConfig, build_section, from_dict, section_values
+from ebmc.train.config import (
+    SECTIONS,
+    RunConfig,
+    build_section,
+    from_dict,
+    section_values,
+)
 from ebmc.train.protocols.config import PROTOCOLS, ProtocolConfig, resolve_names
 
 DEFAULT_SEEDS = (1111, 1112, 1113, 1114, 1115)
@@ -186,7 +192,7 @@ def _run_protocols(store: Path, rows: list[dict], names: tuple[str, ...], pcfg: 
     device = resolve_device(device)
     conditions = []
     if pcfg.per_condition_models and "missing" in names:
-        conditions = train_conditions(store, [r["dir"] for r in rows], device, progress)
+        conditions = train_conditions(store, [r["dir"] for r in rows], device, pcfg.per_condition_mode, progress)
     for row in rows:
         run_protocols(row["dir"], names, pcfg, device=device)
     return conditions

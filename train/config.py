@@ -26,7 +26,6 @@ PAPER_SCHEDULE: dict[str, dict[str, int]] = {
 }
 # Name parts matched in this order: mosei before mosi (both start with "mos").
 NAMED_FAMILIES = ("mosei", "mosi", "iemocap", "sims")
-Family = Literal["auto", "mosi", "mosei", "iemocap", "sims", "other"]
 
 
 def _problems(cfg: Any, section: str, rules: dict[str, tuple[float | None, float | None, bool]]) -> list[str]:
@@ -93,15 +92,26 @@ class TrainConfig:
                                              "regression, weighted F1 for classification)")
     freeze_encoders: bool = setting(False, "stage II keeps the modality encoders frozen at their stage-I weights")
     bf16: bool = setting(True, "bf16 autocast on CUDA (ignored on CPU, which always computes in float32)")
-    family: Family = setting("auto", "dataset family that sets the schedule defaults (App. A.2) and the "
-                                    "regression metric variant (sims: CH-SIMS bins on [-1, 1]; else MMSA's MOSI "
-                                    "ones); auto: from the store's dataset name, logged")
+    family: Literal["auto", "mosi", "mosei", "iemocap", "sims", "other"] = setting(
+        "auto", "dataset family that sets the schedule defaults (App. A.2) and the regression metric variant "
+                "(sims: CH-SIMS bins on [-1, 1]; else MMSA's MOSI ones); auto: from the store's dataset name, logged")
     seed: int = setting(1111, "seed of initialisation, shuffling and noise (ebmc-train --seeds sets it per run)")
-    robust_augment: bool = setting(False, "robustness augmentation (ours, off = paper): each training sample and "
-                                         "modality draws a rate from augment_rates and drops its valid frames "
-                                         "at that rate (features zeroed; text keeps its first and last token)")
+    robust_augment: bool = setting(False, "frame-drop augmentation of training batches (features zeroed, mask "
+                                         "kept; text keeps its first and last token), scheme augment_scheme. Off: "
+                                         "the paper's Table 1-4 models; its Table 5 models train with it on "
+                                         "(ablation name table5)")
+    augment_scheme: Literal["rates", "lnln"] = setting("rates", "rates (ours): each sample and modality draws a "
+                                                                "rate from augment_rates; lnln (LNLN, the paper's "
+                                                                "Table 5): each sample draws one rate, 0 with "
+                                                                "probability 0.5, else uniform on [0, 1]")
     augment_rates: tuple[float, ...] = setting((0.0, 0.1, 0.2, 0.3, 0.4, 0.5),
-                                              "frame-drop rates robust_augment draws from, each in [0, 1]")
+                                              "frame-drop rates the rates scheme draws from, each in [0, 1]")
+    select_drop_rate: float | None = setting(None, "model selection on the validation split with every valid "
+                                                  "frame dropped at this rate (deterministic masks of the run's "
+                                                  "seed; none: clean validation; the paper's Table 5: 0.5)")
+    stage2_modalities: tuple[str, ...] = setting((), "stage II trains, validates and tests with only these "
+                                                     "modalities present (the others masked); empty: all. The "
+                                                     "per-condition models of Table 3 set it (authors' protocol)")
     eval_batch_size: int = run_only(2048, metadata={"help": "validation and test run as one pass over the split "
                                                     "up to this many samples (larger splits in batches of it; "
                                                     "bounds their memory)"})
@@ -116,6 +126,10 @@ class TrainConfig:
             problems.append("--train.augment_rates is empty: give at least one rate in [0, 1]")
         problems += [f"--train.augment_rates: {r} is not in [0, 1]" for r in self.augment_rates
                      if not (isinstance(r, (int, float)) and 0 <= r <= 1)]
+        if self.select_drop_rate is not None and not 0 <= self.select_drop_rate <= 1:
+            problems.append(f"--train.select_drop_rate = {self.select_drop_rate}: must be in [0, 1]")
+        problems += [f"--train.stage2_modalities: unknown modality {m!r}; use a subset of {' '.join(MODALITIES)}"
+                     for m in self.stage2_modalities if m not in MODALITIES]
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
             problems.append(f"--train.device = {self.device!r}: use auto, cpu, cuda or cuda:N")
         if problems:

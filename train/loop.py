@@ -17,7 +17,7 @@ from ebmc.train.config import RunConfig
 from ebmc.train.data import Data
 from ebmc.train.metrics import compute_metrics, selection_key
 from ebmc.train.model import EBMC, TERM_NAMES
-from ebmc.train.protocols.frames import random_frame_drop
+from ebmc.train.protocols.training import eval_transform, train_transform
 
 log = logging.getLogger(__name__)
 
@@ -184,8 +184,9 @@ def _train_epoch(model: EBMC, data: Data, cfg: RunConfig, stage: int, optimizer:
     total: Tensor | float = 0.0
     n = 0
     batches = data.batches("train", cfg.train.batch_size, shuffle=True, generator=generator)
-    if cfg.train.robust_augment:
-        batches = map(random_frame_drop(cfg.train.augment_rates, generator), batches)
+    transform = train_transform(cfg.train, stage, generator)
+    if transform is not None:
+        batches = map(transform, batches)
     for batch in batches:
         total = total + train_step(model, batch, cfg, stage, optimizer, teacher) * batch.size
         n += batch.size
@@ -254,7 +255,8 @@ def train(cfg: RunConfig, data: Data, state: TrainState | None = None,
                 train_terms = _train_epoch(model, data, cfg, stage, optimizer, teacher, generator)
                 if not math.isfinite(train_terms["loss"]):  # once per epoch: the loss is summed on the device
                     raise Diverged(stage, state.epoch + 1, train_terms["loss"])
-                valid = evaluate(model, data, "valid", stage=stage, batch_size=t.eval_batch_size)
+                valid = evaluate(model, data, "valid", transform=eval_transform(t, stage, "valid"), stage=stage,
+                                 batch_size=t.eval_batch_size)
                 score = float(valid[key])
                 state.epoch += 1
                 if _better(score, state.best_score, mode) or state.epoch == 1:
@@ -292,7 +294,8 @@ def train(cfg: RunConfig, data: Data, state: TrainState | None = None,
             bar.close()
     model.load_state_dict(state.best)
     model.eval()
-    test = evaluate(model, data, "test", stage=2, batch_size=t.eval_batch_size)
+    test = evaluate(model, data, "test", transform=eval_transform(t, 2, "test"), stage=2,
+                    batch_size=t.eval_batch_size)
     metrics = {"valid": state.best_valid, "test": test, "selected": {"stage": 2, "epoch": state.best_epoch},
                "select_metric": key, "select_mode": mode}
     return Result(model=model, metrics=metrics, state=state)

@@ -83,3 +83,20 @@ def test_training_augmentation_drops_at_the_drawn_rates():
 def test_unk_mode_needs_a_reencoder():
     with pytest.raises(ValueError, match="reencoder"):
         frame_drop(0.2, seed=0, text_mode="unk")
+
+
+def test_lnln_augmentation_keeps_half_the_samples_clean_and_drops_the_rest_uniformly():
+    """LNLN (Table 5 training): per sample one rate for every modality, 0 with prob. 0.5, else U[0, 1]."""
+    batch = make_batch(B=400, T=300)
+    out = random_frame_drop((0.5,), generator=torch.Generator().manual_seed(0), scheme="lnln")(batch)
+    dropped = {m: (batch.mask[m] & (out.x[m] == 0).all(-1)).sum(1) / batch.mask[m].sum(1).clamp(min=1)
+               for m in ("audio", "vision")}
+    clean = dropped["audio"] == 0
+    # a tiny drawn rate can drop nothing in one short sequence and a frame in the other: nearly all agree
+    assert 0.4 < clean.float().mean() < 0.6 and (clean == (dropped["vision"] == 0)).float().mean() > 0.95
+    rates = dropped["audio"][~clean]
+    # the same rate drives both modalities of a sample; the rates spread over [0, 1] (uniform: mean 0.5)
+    assert torch.corrcoef(torch.stack([rates, dropped["vision"][~clean]]))[0, 1] > 0.8
+    assert abs(rates.mean().item() - 0.5) < 0.06 and rates.min() < 0.1 and rates.max() > 0.9
+    with pytest.raises(ValueError, match="'rates' or 'lnln'"):
+        random_frame_drop((0.5,), scheme="lnl")

@@ -4,11 +4,9 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from ebmc.train.ablations import ABLATIONS, ablation_table, apply_ablation
 from ebmc.train.config import RunConfig
 from ebmc.train.model import EBMC
-
 from test_model import CFG, DIMS, REG, make_batch
 
 STAGE1 = {"task", "inv", "dis", "uni", "cce"}

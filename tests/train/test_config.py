@@ -8,7 +8,7 @@ from ebmc.train.model.config import LossConfig, ModelConfig
 def test_section_values_keeps_known_fields_as_tuples_and_names_unknown_ones():
     values, problems = section_values("train", TrainConfig, {"augment_rates": [0.0, 0.5], "lr": 0.01, "lrr": 1})
     assert values == {"augment_rates": (0.0, 0.5), "lr": 0.01}
-    assert len(problems) == 1 and problems[0].startswith("unknown setting train.lrr; valid: augment_rates, batch_size, bf16")
+    assert len(problems) == 1 and problems[0].startswith("unknown setting train.lrr; valid: augment_rates, augment_scheme, batch_size")
     assert section_values("train", TrainConfig, {}) == ({}, [])
 
 

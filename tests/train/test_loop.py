@@ -18,6 +18,8 @@ from ebmc.store.fingerprint import file_sha256, fingerprint
 from ebmc.train import loop
 from ebmc.train.loop import TrainState, evaluate, predict, train
 from ebmc.train.model import ModelConfig
+from ebmc.train.ablations import apply_ablation
+from ebmc.train.protocols.frames import frame_drop
 
 TINY = RunConfig(model=ModelConfig(hidden_dim=8, max_steps=4, encoder_layers=1, encoder_heads=2, encoder_ff_mult=1),
                  train=TrainConfig(batch_size=8, stage1_epochs=2, stage2_epochs=2, seed=3))
@@ -79,6 +81,17 @@ def test_same_seed_same_metrics_other_seed_differs(store):
 
 def _same_weights(a, b) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_table5_setup_selects_on_validation_at_drop_rate_half(store):
+    """ablation table5: LNLN augmentation in training; each epoch's validation score, hence the selected
+    checkpoint, is measured with every valid frame dropped at rate 0.5 (deterministic masks)."""
+    data = load_data(store, DataConfig(), "cpu")
+    cfg = apply_ablation(dataclasses.replace(TINY, train=dataclasses.replace(TINY.train, stage2_epochs=1)), "table5")
+    result = train(cfg, data, progress=False)
+    dropped = evaluate(result.model, data, "valid", frame_drop(0.5, cfg.train.seed), 2)
+    assert result.metrics["valid"] == pytest.approx(dropped, nan_ok=True)
+    assert result.metrics["valid"]["mae"] != pytest.approx(evaluate(result.model, data, "valid", None, 2)["mae"])
 
 
 def test_robust_augment_changes_training_deterministically_and_resumes(store):

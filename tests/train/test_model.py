@@ -201,8 +201,10 @@ def n_parameters(model):
     return sum(p.numel() for p in model.parameters())
 
 
-def test_default_model_is_smaller_than_the_papers():
-    assert 1e6 < n_parameters(EBMC(ModelConfig(), {"text": 768, "audio": 5, "vision": 20}, REG)) < 6e6
+def test_small_preset_is_the_former_default():
+    cfg = model_config({"preset": "small"})
+    assert 1e6 < n_parameters(EBMC(cfg, {"text": 768, "audio": 5, "vision": 20}, REG)) < 6e6
+    assert (cfg.hidden_dim, cfg.encoder_heads, cfg.encoder_ff_mult) == (128, 4, 4)
 
 
 @pytest.mark.parametrize("dims", [{"text": 768, "audio": 74, "vision": 35},    # the paper's MOSI features
@@ -210,11 +212,11 @@ def test_default_model_is_smaller_than_the_papers():
 def test_paper_preset_has_the_papers_parameter_count(dims):
     """Table 6 / App. A.4: the offline EBMC has 6,384,400 parameters on CMU-MOSI."""
     cfg = model_config({"preset": "paper"})
-    assert (cfg.hidden_dim, cfg.preset) == (256, "paper")
+    assert (cfg.hidden_dim, cfg.preset) == (256, "paper") and cfg == ModelConfig()  # the default
     assert abs(n_parameters(EBMC(cfg, dims, REG)) / 6_384_400 - 1) < 0.05
     # explicit settings override the preset's; the rest of the preset stays
     assert model_config({"preset": "paper", "encoder_layers": 1}) == dataclasses.replace(cfg, encoder_layers=1)
-    with pytest.raises(ValueError, match="--model.preset = 'huge': use one of default, paper"):
+    with pytest.raises(ValueError, match="--model.preset = 'huge': use one of paper, small"):
         model_config({"preset": "huge"})
 
 

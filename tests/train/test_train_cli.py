@@ -43,8 +43,8 @@ def test_model_preset_sits_under_file_and_flag_settings(tmp_path):
     toml.write_text('[model]\npreset = "paper"\nencoder_layers = 3\n')
     cfg, _ = resolve_config(build_parser().parse_args(["x", "--config", str(toml), "--model.dropout", "0.2"]))
     assert (cfg.model.preset, cfg.model.hidden_dim, cfg.model.encoder_layers, cfg.model.dropout) == ("paper", 256, 3, 0.2)
-    cfg, _ = resolve_config(build_parser().parse_args(["x", "--model.preset", "paper", "--model.hidden_dim", "64"]))
-    assert (cfg.model.hidden_dim, cfg.model.encoder_ff_mult) == (64, 3)
+    cfg, _ = resolve_config(build_parser().parse_args(["x", "--model.preset", "small", "--model.hidden_dim", "64"]))
+    assert (cfg.model.hidden_dim, cfg.model.encoder_ff_mult, cfg.model.encoder_heads) == (64, 4, 4)
 
 
 @pytest.mark.parametrize("argv, named", [

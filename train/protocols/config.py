@@ -33,8 +33,12 @@ class ProtocolConfig:
                                      "models are compared on identical corruptions"})
     per_condition_models: bool = dataclasses.field(
         default=False, metadata={"help": "missing: train (ebmc-train) and evaluate one model per modality subset "
-                                         "in <run>/conditions/<subset>/ (authors' code) instead of one model "
-                                         "under all conditions"})
+                                         "in <run>/conditions/<mode>/<subset>/ (authors' protocol) instead of "
+                                         "one model under all conditions"})
+    per_condition_mode: Literal["stage2", "whole"] = dataclasses.field(
+        default="stage2", metadata={"help": "how a per-condition model trains: stage2 (authors' protocol): stage I "
+                                            "on all modalities, stage II with the others masked; whole: both "
+                                            "stages on the subset's features only"})
     embedding_points: int = dataclasses.field(
         default=1000, metadata={"help": "embedding: at most this many fused vectors kept for the t-SNE plot"})
     text_model: str = run_only(

@@ -119,17 +119,30 @@ def text_reencoder(info: dict, device: str = "cpu") -> _TextModel:
     return _TextModel(model, int(tokenizer.unk_token_id), int(info.get("layer", -1)), device)
 
 
-def random_frame_drop(rates: Sequence[float], generator: torch.Generator | None = None) -> Transform:
-    """Training augmentation (``TrainConfig.robust_augment``): each (sample, modality) draws a rate
-    from ``rates`` and drops each valid step with it (text keeps its ends; zero mode). A fresh
-    corruption every step, drawn from ``generator`` (the run's), so a seed reproduces it."""
+def random_frame_drop(rates: Sequence[float], generator: torch.Generator | None = None,
+                      scheme: str = "rates") -> Transform:
+    """Training augmentation (``TrainConfig.robust_augment``), a fresh corruption every step drawn
+    from ``generator`` (the run's), so a seed reproduces it. Each valid step is dropped with the
+    sample's rate (text keeps its ends; zero mode).
+
+    scheme "rates" (ours): each (sample, modality) draws its rate from ``rates``.
+    scheme "lnln" (LNLN; the paper's Table 5 models): each sample draws one rate for all its
+    modalities, 0 with probability 0.5, else uniform on [0, 1].
+    """
+    if scheme not in ("rates", "lnln"):
+        raise ValueError(f"augmentation scheme must be 'rates' or 'lnln', got {scheme!r}")
     choices = torch.tensor(list(rates), dtype=torch.float32)
 
     def apply(batch: Batch) -> Batch:
+        lnln_rate = None
+        if scheme == "lnln":
+            clean = torch.rand(batch.size, generator=generator) < 0.5
+            lnln_rate = torch.where(clean, 0.0, torch.rand(batch.size, generator=generator))
         for m in batch.modalities:
             valid = batch.mask[m]
             B, T = valid.shape
-            rate = choices[torch.randint(len(choices), (B,), generator=generator)].to(valid.device)
+            rate = lnln_rate if lnln_rate is not None else choices[torch.randint(len(choices), (B,), generator=generator)]
+            rate = rate.to(valid.device)
             u = torch.rand(B, T, generator=generator).to(valid.device)
             drop = valid & (u < rate[:, None])
             if m == "text":

@@ -28,10 +28,10 @@ def condition_name(subset: Sequence[str]) -> str:
     return "+".join(m for m in MODALITIES if m in subset)
 
 
-def condition_run_dir(run_dir: str | Path, subset: Sequence[str]) -> Path:
-    """Where ``per_condition_models`` expects the model trained on ``subset`` only:
-    ``<run_dir>/conditions/<text+audio>/`` (a run dir of its own)."""
-    return Path(run_dir) / "conditions" / condition_name(subset)
+def condition_run_dir(run_dir: str | Path, subset: Sequence[str], mode: str) -> Path:
+    """Where ``per_condition_models`` keeps the model of condition ``subset`` trained in ``mode``
+    (``ProtocolConfig.per_condition_mode``): ``<run_dir>/conditions/<mode>/<text+audio>/``, a run dir of its own."""
+    return Path(run_dir) / "conditions" / mode / condition_name(subset)
 
 
 def keep_only(subset: Sequence[str]) -> Transform:

@@ -42,18 +42,21 @@ def _missing(run_dir: Path, model, data, split: str, cfg: ProtocolConfig, metric
         rows = [{"name": condition_name(s), "modalities": list(s), "metrics": metrics_under(keep_only(s))}
                 for s in subsets]
         return {"conditions": rows, "mean": mean_over(rows), "per_condition_models": False}
-    dirs = {s: condition_run_dir(run_dir, s) for s in subsets}
-    lost = [f"{d}: no trained run for condition {condition_name(s)}; train the condition models with "
-            "ebmc-train ... --protocols missing --protocol.per_condition_models true"
+    mode = cfg.per_condition_mode
+    dirs = {s: condition_run_dir(run_dir, s, mode) for s in subsets}
+    lost = [f"{d}: no trained run for condition {condition_name(s)} ({mode} mode); train the condition models "
+            f"with ebmc-train ... --protocols missing --protocol.per_condition_models true "
+            f"--protocol.per_condition_mode {mode}"
             for s, d in dirs.items() if not (d / "metrics.json").exists()]
     if lost:
         raise StoreError(f"per_condition_models needs one run per missing-modality condition under {run_dir}", lost)
     rows = []
     for s, d in dirs.items():
         cond_model, _, cond_data = load_run(d, _device_of(model))
+        # stage2 models hold every modality: the condition masks the others, as in their stage II
         rows.append({"name": condition_name(s), "modalities": list(s), "run": str(d.relative_to(run_dir)),
-                     "metrics": evaluate(cond_model, cond_data, split, batch_size=batch_size)})
-    return {"conditions": rows, "mean": mean_over(rows), "per_condition_models": True}
+                     "metrics": evaluate(cond_model, cond_data, split, keep_only(s), batch_size=batch_size)})
+    return {"conditions": rows, "mean": mean_over(rows), "per_condition_models": True, "per_condition_mode": mode}
 
 
 def _device_of(model: torch.nn.Module) -> torch.device:
