@@ -161,7 +161,9 @@ def test_predict_and_evaluate_with_transform(store):
     plain = evaluate(model, data, "test")
     no_audio = evaluate(model, data, "test", transform=lambda b: b.without("audio"))
     assert plain.keys() == no_audio.keys() and plain != no_audio
-    assert evaluate(model, data, "test", batch_size=2) == pytest.approx(plain)
+    # other batch sizes change float summation order (~1e-9 in the predictions), which Corr of these
+    # nearly constant predictions amplifies to ~1e-6: the metrics agree to 1e-5, not to the last bit
+    assert evaluate(model, data, "test", batch_size=2) == pytest.approx(plain, rel=1e-5)
 
 
 def test_bad_input_errors(tmp_path, store):
