@@ -1,9 +1,14 @@
 """Speech recognition inside ebmc-extract: a bare folder end to end, a labelled manifest without transcripts through
-ebmc-train, aligned sets, reruns that transcribe nothing, workers and shards."""
+ebmc-train, aligned sets, reruns that transcribe nothing, workers and shards, kill -9 during ASR."""
 from __future__ import annotations
 
+import os
 import pickle
 import shutil
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pandas as pd
@@ -99,3 +104,43 @@ def test_labelled_manifest_without_transcripts_extracts_and_trains(videos, tmp_p
     for split in ("train", "valid", "test"):
         steps = {data[split][m].shape[1] for m in ("text", "audio", "vision")}
         assert len(steps) == 1, split  # aligned: one step per word in every modality
+
+
+SENTENCES = ("the weather was lovely this morning", "my brother bought a new red bicycle", "we watched a long film last night",
+             "please close the window before you leave", "the children played football in the park",
+             "she reads the newspaper every day", "our train was late again today", "he cooked pasta for the whole family")
+
+
+def test_kill_9_during_asr_loses_only_the_utterance_in_flight(tmp_path, capsys):
+    from media_fixtures import espeak_wav, read_wav, write_mp4
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    for k, text in enumerate(SENTENCES):
+        speech, sr = read_wav(espeak_wav(text, tmp_path / "speech.wav"))
+        write_mp4(videos / f"u{k}.mp4", image=None, duration=speech.size / sr + 0.2, audio=speech, sample_rate=sr)
+    argv = [str(videos), "--out", str(tmp_path / "f"), "--modalities", "text", "--workers", "1"]
+    run = "import sys; from ebmc.extract.cli import main; sys.exit(main(sys.argv[1:]))"
+    proc = subprocess.Popen([sys.executable, "-c", run, *argv], env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    asr_cache = tmp_path / "f" / "videos" / ".cache" / "asr"
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None and len(list(asr_cache.rglob("*.npz"))) < 2:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = len(list(asr_cache.rglob("*.npz")))
+    assert 2 <= done < len(SENTENCES), "the run must be killed while transcribing"
+    for entry in asr_cache.rglob("*.npz"):  # every transcript that exists is complete
+        with np.load(entry) as z:
+            assert len(z["values"]) >= 4
+
+    capsys.readouterr()
+    assert cli.main(argv) == 0  # the rerun transcribes only what the killed run had not finished
+    out = capsys.readouterr().out
+    n = len(SENTENCES)
+    assert f"asr    {n} utterances: {done} cached, {n - done} new, 0 failed" in out
+    store = open_store(tmp_path / "f" / "videos")
+    assert store.features("text").status.tolist() == ["ok"] * n
+    heard = store.utterances.set_index("utterance_id").transcript
+    assert np.mean([word_error_rate(text, heard[f"u{k}"]) for k, text in enumerate(SENTENCES)]) <= 0.2
+    assert not list((tmp_path / "f" / "videos").rglob(".tmp-*"))
