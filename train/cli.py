@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from ebmc.train.data import resolve_device
     from ebmc.train.grid import run_grid
-    from ebmc.train.summary import write_summary
+    from ebmc.train.report.summary import write_summary
     progress = not args.no_progress
     try:
         resolve_device(cfg.train.device)
