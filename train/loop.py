@@ -81,13 +81,19 @@ def _set_rng_state(state: dict, generator: torch.Generator) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def make_model(cfg: RunConfig, data: Data) -> EBMC:
+    """The one place an EBMC is constructed: ``cfg``'s model and loss for ``data``'s feature
+    dimensions and task, on ``data.device`` (weights as initialised by the global torch RNG)."""
+    return EBMC(cfg.model, data.dims, data.task, cfg.loss).to(data.device)
+
+
 def build_model(cfg: RunConfig, data: Data) -> EBMC:
     """A fresh EBMC for ``data``'s modalities and task, with train-split input statistics set.
 
     Seeds the global torch RNG with ``cfg.train.seed`` first, so initialisation is reproducible.
     """
     torch.manual_seed(cfg.train.seed)
-    model = EBMC(cfg.model, data.dims, data.task, cfg.loss).to(data.device)
+    model = make_model(cfg, data)
     model.set_input_stats(*data.input_stats())
     return model
 

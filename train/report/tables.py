@@ -54,14 +54,19 @@ def mean_std(values: Sequence[float]) -> tuple[float, float, int]:
     return mean, std, n
 
 
-def cell(key: str, values: Sequence[float]) -> str:
-    """``mean ± std`` of one metric over seeds in its display unit; ``–`` when no seed has it."""
-    if not values:
+def format_stat(key: str, mean: float, std: float, n: int) -> str:
+    """``mean ± std`` over ``n`` seeds in the metric's display unit: the mean alone for one seed,
+    ``–`` for none; a NaN shows as ``nan`` (never dropped)."""
+    if n == 0:
         return "–"
-    mean, std, n = mean_std(values)
     scale, dec = display_scale(key)
     text = f"{mean * scale:.{dec}f}"
     return text if n == 1 else f"{text} ± {std * scale:.{dec}f}"
+
+
+def cell(key: str, values: Sequence[float]) -> str:
+    """``mean ± std`` of one metric over seeds in its display unit; ``–`` when no seed has it."""
+    return format_stat(key, *mean_std(values))
 
 
 def markdown(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
