@@ -25,10 +25,13 @@ from ebmc.store.errors import raise_if
 from ebmc.store.fingerprint import run_only, semantic_dict
 from ebmc.store.flags import setting
 
-from .extractors.base import ExtractionError, Extractor, Result, Segment, make_extractor, tool_versions
+from . import cache
+from .extractors.audio import audio_extractor
+from .extractors.base import Extractor, tool_versions
 from .extractors.config import AudioConfig
 from .extractors.text import model_digest
 from .media import decode_audio
+from .types import ExtractionError, Result, Segment
 
 log = logging.getLogger(__name__)
 
@@ -148,13 +151,12 @@ class WhisperAsr(Extractor):
         self.model = WhisperModel(str(path), device=device, compute_type=c.compute_type, cpu_threads=c.threads,
                                   local_files_only=True)
         if shares_decode(self.config.audio):
-            self.acoustic = make_extractor("audio", self.config.audio)
+            self.acoustic = audio_extractor(self.config.audio)
             self.acoustic.setup()
         log.info("ASR model %s loaded on %s (%s)", path, device, c.compute_type)
 
     def _acoustic_from(self, segment: Segment, samples: np.ndarray) -> None:
         """Cache the utterance's audio features computed from ``samples`` (the ASR decode)."""
-        from . import cache  # the cache module imports extractors; imported late like the workers do
         key = self.config.audio_keys.get(segment.utterance_id)
         if self.acoustic is None or key is None:
             return

@@ -32,7 +32,8 @@ from ebmc.store.shard import shard_rows
 from . import cache
 from .align import ALIGNED, aligned_data
 from .asr import AsrConfig, AsrJobs, asr_producer, describe, shares_decode, transcript_of
-from .extractors.base import ExtractionError, Result, Segment, make_extractor
+from .extractors import make_extractor
+from .types import ExtractionError, Result, Segment
 from .manifest import Item, Manifest
 from .workers import Group, Job, run_jobs
 

@@ -26,7 +26,9 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from . import cache
-from .extractors.base import ExtractionError, Extractor, Result, Segment, make_extractor
+from .extractors import make_extractor
+from .extractors.base import Extractor
+from .types import ExtractionError, Result, Segment
 
 log = logging.getLogger(__name__)
 

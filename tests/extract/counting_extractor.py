@@ -14,7 +14,8 @@ import time
 import numpy as np
 
 from ebmc.extract import pipeline, workers
-from ebmc.extract.extractors.base import ExtractionError, Extractor, Result, Segment
+from ebmc.extract.extractors.base import Extractor
+from ebmc.extract.types import ExtractionError, Result, Segment
 from ebmc.store.fingerprint import run_only
 
 CALLS: collections.Counter = collections.Counter()  # modality -> extract() calls in this process
