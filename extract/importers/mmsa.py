@@ -24,27 +24,16 @@ from ebmc.store.errors import raise_if
 from ebmc.store.fingerprint import file_sha256
 from ebmc.store.flags import add_dataclass_flags, dataclass_from_args
 
+from ..formats import EXTRA_COLUMNS, ID_SEPARATOR, LENGTH_KEYS, REQUIRED_KEYS, TEXT_BERT_PARTS
 from .unpickle import UnpickleLimits, restricted_load
 
 
 VERSION = 1
-REQUIRED_KEYS = ("id", "raw_text", "text", "audio", "vision", "regression_labels")
-# MMSA key -> utterance-table column, for per-sample values kept beside the main label
-EXTRA_COLUMNS = {"classification_labels": "classification_label", "regression_labels_T": "label_text",
-                 "regression_labels_A": "label_audio", "regression_labels_V": "label_vision"}
-LENGTH_KEYS = {"audio": "audio_lengths", "vision": "vision_lengths"}
-TEXT_BERT_PARTS = ("token_ids", "attention_mask", "segment_ids")  # the 3 rows of text_bert, in order
-ID_SEPARATOR = "$_$"  # MMSA ids are "<video id>$_$<clip id>"
 
 # SHA-256 of the files MMSA publishes, by file name. None are recorded yet: add an entry only
 # when copied verbatim from MMSA's own release notes, never from memory. Until then --sha256
 # verifies a file against a hash the user supplies.
 KNOWN_HASHES: dict[str, str] = {}
-
-
-def video_of(utterance_id: str) -> str:
-    """The video part of an utterance id: before MMSA's ``$_$`` and before a segment index ``[k]`` (MulT, CSD)."""
-    return utterance_id.split(ID_SEPARATOR)[0].split("[")[0]
 
 
 def _shape(x: Any) -> tuple:

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from ebmc.store.schema import MODALITIES
-from ..batch import Batch, TaskSpec
+from ..batch import MIN_STD, Batch, TaskSpec
 from ..losses import (disentangle, info_nce, masked_mean, multi_present, spread, task_loss,
                       unimodal_loss, unimodal_prediction)
 from .cce import CCE
@@ -20,8 +20,6 @@ from .msd import MSD
 
 # Every unweighted term ModelOutput.terms carries (0 when switched off or not in this stage).
 TERM_NAMES = ("task", "inv", "dis", "uni", "msd", "cce_rec", "cce_task", "cce", "gap", "grad_pen", "emc", "imtd")
-# Standard deviations below this are treated as 1: a constant feature carries no information.
-MIN_STD = 1e-6
 
 
 @dataclasses.dataclass
