@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ebmc.store.errors import EbmcError
+
 
 @dataclass(frozen=True)
 class Segment:
@@ -59,7 +61,7 @@ class Result:
             raise ValueError("invalid extractor Result: " + "; ".join(problems))
 
 
-class ExtractionError(Exception):
+class ExtractionError(EbmcError):
     """One utterance could not be extracted; the pipeline records ``reason`` and goes on.
 
     ``reason`` says what is wrong with which input and, where possible, how to fix it.

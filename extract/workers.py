@@ -25,6 +25,8 @@ import traceback
 from pathlib import Path
 from typing import Any, Iterator
 
+from ebmc.store.errors import EbmcError
+
 from . import cache
 from .extractors import make_extractor
 from .extractors.base import Extractor
@@ -84,7 +86,7 @@ def _extract_batch(extractor: Extractor, folder: Path, jobs: list[Job]) -> list[
     return [_store(folder, j, r) for j, r in zip(jobs, results)]
 
 
-class SetupError(RuntimeError):
+class SetupError(EbmcError, RuntimeError):
     """The extractor could not start (model missing, backend not installed): the run, not an utterance, fails."""
 
 

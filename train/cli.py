@@ -9,7 +9,8 @@ import sys
 import tomllib
 from pathlib import Path
 
-from ebmc.store import StoreError, open_store
+from ebmc.store import open_store
+from ebmc.store.errors import ConfigError, EbmcError, raise_if
 from ebmc.store.flags import add_dataclass_flags, dataclass_from_args, overrides_from_args
 from ebmc.store.shard import parse_shard
 from ebmc.train.ablations import ABLATIONS, PRESETS, SWEEP_WEIGHTS, expand_names
@@ -76,9 +77,9 @@ def _read_toml(path: Path) -> dict:
     try:
         return tomllib.loads(path.read_text())
     except FileNotFoundError:
-        raise ValueError(f"--config {path}: no such file") from None
+        raise ConfigError(f"--config {path}: no such file") from None
     except tomllib.TOMLDecodeError as e:
-        raise ValueError(f"--config {path}: not valid TOML ({e})") from None
+        raise ConfigError(f"--config {path}: not valid TOML ({e})") from None
 
 
 def resolve_config(args: argparse.Namespace) -> tuple[RunConfig, dict]:
@@ -105,8 +106,7 @@ def resolve_config(args: argparse.Namespace) -> tuple[RunConfig, dict]:
 def protocol_config(args: argparse.Namespace, toml_section: dict) -> ProtocolConfig:
     """The ProtocolConfig: defaults < the TOML's [protocol] section < ``--protocol.*`` flags."""
     values, unknown = section_values("protocol", ProtocolConfig, toml_section)
-    if unknown:
-        raise ValueError("invalid run config:\n" + "\n".join(f"  - {p}" for p in unknown))
+    raise_if(unknown, "invalid run config", ConfigError)
     return dataclass_from_args(args, "protocol", ProtocolConfig(**values))
 
 
@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
             rows = [r for r in rows if not r.get("failed")]
             conditions = [] if protocols is None or not rows else _run_protocols(
                 args.store, rows, protocols, pcfg, cfg.train.device, progress)
-    except (StoreError, ValueError) as e:
+    except EbmcError as e:  # bad input; anything else is a bug and keeps its traceback
         print(f"ebmc-train: error: {e}", file=sys.stderr)
         return 2
     for r in failed:

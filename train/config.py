@@ -6,6 +6,7 @@ import logging
 import math
 from typing import Any, Literal
 
+from ebmc.store.errors import ConfigError, raise_if
 from ebmc.store.fingerprint import run_only
 from ebmc.store.flags import setting
 from ebmc.store.schema import MODALITIES
@@ -67,8 +68,7 @@ class DataConfig:
         problems += _problems(self, "data", {"label_min": (None, None, False), "label_max": (None, None, False)})
         if self.label_min >= self.label_max:
             problems.append(f"--data.label_min = {self.label_min} must be below --data.label_max = {self.label_max}")
-        if problems:
-            raise ValueError("invalid DataConfig:\n" + "\n".join(f"  - {p}" for p in problems))
+        raise_if(problems, "invalid DataConfig", ConfigError)
 
     def max_len(self, modality: str) -> int | None:
         return getattr(self, f"max_len_{modality}")
@@ -132,8 +132,7 @@ class TrainConfig:
                      for m in self.stage2_modalities if m not in MODALITIES]
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
             problems.append(f"--train.device = {self.device!r}: use auto, cpu, cuda or cuda:N")
-        if problems:
-            raise ValueError("invalid TrainConfig:\n" + "\n".join(f"  - {p}" for p in problems))
+        raise_if(problems, "invalid TrainConfig", ConfigError)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -204,8 +203,7 @@ def from_dict(raw: dict) -> RunConfig:
     for name, cls in SECTIONS.items():
         sections[name], unknown = section_values(name, cls, dict(raw.get(name, {})))
         problems += unknown
-    if problems:
-        raise ValueError("invalid run config:\n" + "\n".join(f"  - {p}" for p in problems))
+    raise_if(problems, "invalid run config", ConfigError)
     return RunConfig(**{name: build_section(name, values) for name, values in sections.items()},
                      ablation=raw.get("ablation", "full"))
 

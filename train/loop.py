@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ebmc.store.errors import ConfigError
 from ebmc.train.batch import Batch
 from ebmc.train.config import RunConfig
 from ebmc.train.data import Data
@@ -238,7 +239,7 @@ def train(cfg: RunConfig, data: Data, state: TrainState | None = None,
     # an unknown --train.select_metric fails here, before any training (the model is in eval mode: no RNG draws)
     known = evaluate(model, data, "valid", stage=1, batch_size=t.eval_batch_size)
     if key not in known:
-        raise ValueError(f"--train.select_metric = {key}: not a {data.task.kind} metric; choose "
+        raise ConfigError(f"--train.select_metric = {key}: not a {data.task.kind} metric; choose "
                          f"from {', '.join(sorted(_scalars(known)))}")
     if state is None:
         state = _fresh_stage(1, model, _optimizer(model, cfg, 1), None, [], _rng_state(generator))

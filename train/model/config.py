@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Literal
 
+from ebmc.store.errors import ConfigError, raise_if
 from ebmc.store.fingerprint import run_only
 from ebmc.store.flags import setting
 
@@ -73,8 +74,7 @@ class ModelConfig:
                 problems.append(f"--model.{name} = {getattr(self, name)}: must be >= 0")
         if self.preset not in MODEL_PRESETS:
             problems.append(f"--model.preset = {self.preset!r}: use one of {', '.join(MODEL_PRESETS)}")
-        if problems:
-            raise ValueError("invalid ModelConfig:\n" + "\n".join(f"  - {p}" for p in problems))
+        raise_if(problems, "invalid ModelConfig", ConfigError)
 
 
 def model_config(values: dict[str, Any]) -> ModelConfig:
@@ -99,5 +99,4 @@ class LossConfig:
     def __post_init__(self) -> None:
         problems = [f"--loss.{f.name} = {getattr(self, f.name)}: must be >= 0"
                     for f in dataclasses.fields(self) if getattr(self, f.name) < 0]
-        if problems:
-            raise ValueError("invalid LossConfig:\n" + "\n".join(f"  - {p}" for p in problems))
+        raise_if(problems, "invalid LossConfig", ConfigError)

@@ -7,6 +7,7 @@ import dataclasses
 import torch
 from torch import Tensor, nn
 
+from ebmc.store.errors import format_problems
 from ebmc.store.schema import MODALITIES
 from ..batch import MIN_STD, Batch, TaskSpec
 from ..losses import (disentangle, info_nce, masked_mean, multi_present, spread, task_loss,
@@ -65,7 +66,7 @@ class EBMC(nn.Module):
         elif task.kind != "regression" and task.n_outputs < (2 if task.kind == "classification" else 1):
             problems.append(f"{task.kind} task has {task.n_outputs} outputs: set n_classes / label_names")
         if problems:
-            raise ValueError("cannot build EBMC:\n" + "\n".join(f"  - {p}" for p in problems))
+            raise ValueError(format_problems("cannot build EBMC:", problems))
         self.cfg, self.loss_cfg, self.task = cfg, loss, task
         self.modalities = tuple(dims)
         self.dims = dict(dims)
@@ -92,7 +93,7 @@ class EBMC(nn.Module):
                 elif not torch.isfinite(torch.as_tensor(stats[m])).all():
                     problems.append(f"{name}[{m!r}] has non-finite values: compute it on finite frames")
         if problems:
-            raise ValueError("set_input_stats:\n" + "\n".join(f"  - {p}" for p in problems))
+            raise ValueError(format_problems("set_input_stats:", problems))
         for m in self.modalities:
             enc = self.encoders[m]
             s = torch.as_tensor(std[m], dtype=enc.std.dtype, device=enc.std.device)
@@ -113,7 +114,7 @@ class EBMC(nn.Module):
                 problems.append(f"modality {m!r} has feature dim {batch.x[m].shape[-1]}, the model was built "
                                 f"for {self.dims[m]}: rebuild the model for this store")
         if problems:
-            raise ValueError("batch does not fit the model:\n" + "\n".join(f"  - {p}" for p in problems))
+            raise ValueError(format_problems("batch does not fit the model:", problems))
         zs, present = [], []
         for m in self.modalities:
             here = batch.present[m].bool() & batch.mask[m].any(1)
