@@ -22,8 +22,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 
 from ebmc.store.errors import raise_if
-from ebmc.store.fingerprint import run_only, semantic_dict
-from ebmc.store.flags import setting
+from ebmc.store.fingerprint import semantic_dict, setting
 
 from . import cache
 from .extractors.audio import audio_extractor
@@ -55,8 +54,8 @@ class AsrConfig:
     beam_size: int = setting(5, "beam search width")
     vad: bool = setting(True, "skip non-speech with faster-whisper's Silero VAD (silent or music clips give no words)")
     compute_type: str = setting("int8", "CTranslate2 compute type: int8 (CPU or GPU), float16 (GPU), float32, int8_float16")
-    device: str = run_only("auto", metadata={"help": "'auto' (CUDA when visible, else CPU), 'cpu' or 'cuda'"})
-    threads: int = run_only(0, metadata={"help": "CPU threads per ASR process (0 = CTranslate2's default)"})
+    device: str = setting("auto", "'auto' (CUDA when visible, else CPU), 'cpu' or 'cuda'", run_only=True)
+    threads: int = setting(0, "CPU threads per ASR process (0 = CTranslate2's default)", run_only=True)
 
     def __post_init__(self) -> None:
         problems = []

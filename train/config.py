@@ -7,8 +7,7 @@ import math
 from typing import Any, Literal
 
 from ebmc.store.errors import ConfigError, raise_if
-from ebmc.store.fingerprint import run_only
-from ebmc.store.flags import setting
+from ebmc.store.fingerprint import setting
 from ebmc.store.schema import MODALITIES
 from ebmc.train.model.config import LossConfig, ModelConfig, model_config
 
@@ -112,10 +111,10 @@ class TrainConfig:
     stage2_modalities: tuple[str, ...] = setting((), "stage II trains, validates and tests with only these "
                                                      "modalities present (the others masked); empty: all. The "
                                                      "per-condition models of Table 3 set it (authors' protocol)")
-    eval_batch_size: int = run_only(2048, metadata={"help": "validation and test run as one pass over the split "
-                                                    "up to this many samples (larger splits in batches of it; "
-                                                    "bounds their memory)"})
-    device: str = run_only("auto", metadata={"help": "auto (CUDA when present, else CPU), cpu, cuda or cuda:N"})
+    eval_batch_size: int = setting(2048, "validation and test run as one pass over the split up to this many "
+                                         "samples (larger splits in batches of it; bounds their memory)",
+                                   run_only=True)
+    device: str = setting("auto", "auto (CUDA when present, else CPU), cpu, cuda or cuda:N", run_only=True)
 
     def __post_init__(self) -> None:
         problems = _problems(self, "train", {

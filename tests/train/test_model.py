@@ -242,7 +242,8 @@ def test_encoder_equals_padded_transformer_in_both_layouts(max_steps, T, packed,
     monkeypatch.setattr(encoder, "packs", lambda device: packed)
     torch.manual_seed(0)
     cfg = ModelConfig(hidden_dim=16, max_steps=max_steps, encoder_layers=2, encoder_heads=4, dropout=0.0)
-    enc = encoder.ModalityEncoder(5, cfg)
+    enc = encoder.ModalityEncoder(5, cfg.hidden_dim, cfg.max_steps, cfg.encoder_heads, cfg.encoder_layers,
+                                  cfg.encoder_ff_mult, cfg.dropout)
     enc.mean.normal_()
     enc.std.uniform_(0.5, 2.0)
     x = torch.randn(6, T, 5)

@@ -5,8 +5,7 @@ import dataclasses
 from typing import Any, Literal
 
 from ebmc.store.errors import ConfigError, raise_if
-from ebmc.store.fingerprint import run_only
-from ebmc.store.flags import setting
+from ebmc.store.fingerprint import setting
 
 # --model.preset: a named starting point for the architecture; settings given explicitly override it.
 # "paper" (the defaults): the 6.4M-parameter offline EBMC of the paper's Table 6 / App. A.4 (6,384,400
@@ -26,10 +25,10 @@ class ModelConfig:
     """Architecture and module switches of EBMC (docs spec sections 2 and 3)."""
 
     # run-only: after ``model_config`` every value it implies is explicit in the other fields
-    preset: Literal["paper", "small"] = run_only("paper", metadata={
-        "help": "starting point of the architecture; explicit --model.* settings override it. paper: the "
-                "paper's 6.4M-parameter offline model (H 256, 2 layers, feed-forward 3H, 8 heads); small: "
-                "H 128, feed-forward 4H, 4 heads (1.86M parameters on MOSI)"})
+    preset: Literal["paper", "small"] = setting(
+        "paper", "starting point of the architecture; explicit --model.* settings override it. paper: the "
+                 "paper's 6.4M-parameter offline model (H 256, 2 layers, feed-forward 3H, 8 heads); small: "
+                 "H 128, feed-forward 4H, 4 heads (1.86M parameters on MOSI)", run_only=True)
     hidden_dim: int = setting(256, "width H of every modality representation z_m and of the heads")
     max_steps: int = setting(50, "longest sequence the Transformer sees: longer inputs are mean-pooled "
                                 "over equal runs of valid frames down to at most this many steps")

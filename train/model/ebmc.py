@@ -73,7 +73,8 @@ class EBMC(nn.Module):
         H, K = cfg.hidden_dim, task.n_outputs
         uni_out = {"regression": 2, "classification": K, "multilabel": 2 * K}[task.kind]
         fused_out = {"regression": 1, "classification": K, "multilabel": 2 * K}[task.kind]
-        self.encoders = nn.ModuleDict({m: ModalityEncoder(d, cfg) for m, d in dims.items()})
+        self.encoders = nn.ModuleDict({m: ModalityEncoder(d, H, cfg.max_steps, cfg.encoder_heads, cfg.encoder_layers,
+                                                          cfg.encoder_ff_mult, cfg.dropout) for m, d in dims.items()})
         self.msd = MSD(self.modalities, H, uni_out, cfg.dropout)
         self.cce = CCE(self.modalities, H, cfg.dropout, cfg.cce_noise_std) if cfg.use_cce else None
         self.fusion_hidden = nn.Sequential(nn.Linear(len(dims) * H, H), nn.GELU(), nn.Dropout(cfg.dropout))
