@@ -75,7 +75,7 @@ class DataConfig:
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    """Optimisation, schedule and model selection (spec section 3). None = the paper's per-dataset default."""
+    """Optimisation, schedule and model selection (docs/training.md). None = the paper's per-dataset default."""
 
     batch_size: int | None = setting(None, "training batch size (none: paper default, MOSI 64 / MOSEI 32 / "
                                           "IEMOCAP 16 / other 32)")

@@ -112,7 +112,8 @@ def _check_sequence(name: str, csd: CSDFile, problems: list[str]) -> None:
                             "import an embedding sequence (e.g. glove_vectors), not words")
             return
         if len(iv.shape) != 2 or iv.shape[1] != 2 or iv.shape[0] != feats.shape[0]:
-            problems.append(f"{csd.path} ({name}): video {vid!r} has intervals {iv.shape} for features {feats.shape}; expected (R, 2) and (R, d)")
+            problems.append(f"{csd.path} ({name}): video {vid!r} has intervals {iv.shape} for features "
+                            f"{feats.shape}; expected (R, 2) and (R, d)")
         dims.setdefault(feats.shape[1:], []).append(vid)
     if len(dims) > 1:
         detail = "; ".join(f"{d} in {v[:3]}" for d, v in dims.items())

@@ -82,7 +82,8 @@ def check_mmsa(data: Any, where: str) -> list[str]:
                 bad = np.flatnonzero((lengths > T) | (lengths < 0))
                 if len(bad):
                     ids = [str(part["id"][i]) for i in bad[:5]]
-                    problems.append(f"{here}[{key!r}]: {len(bad)} lengths beyond the padded size {T} of {m!r} (or negative), samples {bad[:5].tolist()} ids {ids}")
+                    problems.append(f"{here}[{key!r}]: {len(bad)} lengths beyond the padded size {T} of {m!r} "
+                                    f"(or negative), samples {bad[:5].tolist()} ids {ids}")
         for key in ("regression_labels", *EXTRA_COLUMNS):
             if key in part and _shape(part[key])[:1] == (n,):
                 values = np.asarray(part[key], dtype=np.float64).reshape(n, -1)

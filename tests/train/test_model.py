@@ -64,8 +64,10 @@ def test_every_task_trains_both_stages(task, shape):
 def test_extra_padding_does_not_change_outputs():
     model = EBMC(CFG, DIMS, REG).eval()
     batch = make_batch(T=9)
-    pad = lambda d, fill: {m: torch.cat([v, torch.full((v.shape[0], 20, *v.shape[2:]), fill, dtype=v.dtype)], 1)
-                           for m, v in d.items()}
+    def pad(d, fill):
+        return {m: torch.cat([v, torch.full((v.shape[0], 20, *v.shape[2:]), fill, dtype=v.dtype)], 1)
+                for m, v in d.items()}
+
     longer = dataclasses.replace(batch, x=pad(batch.x, 5.0), mask=pad(batch.mask, False))
     a, b = model(batch, 2, model.make_teacher()), model(longer, 2, model.make_teacher())
     assert torch.allclose(a.pred, b.pred, atol=1e-5) and torch.allclose(a.loss, b.loss, atol=1e-5)

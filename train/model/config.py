@@ -22,7 +22,7 @@ MODEL_PRESETS: dict[str, dict[str, Any]] = {
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    """Architecture and module switches of EBMC (docs spec sections 2 and 3)."""
+    """Architecture and module switches of EBMC (docs/decisions.md, Model)."""
 
     # run-only: after ``model_config`` every value it implies is explicit in the other fields
     preset: Literal["paper", "small"] = setting(

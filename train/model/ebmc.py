@@ -1,4 +1,4 @@
-"""The EBMC model (paper Sec. 3, docs spec section 2): encoders, MSD, CCE, trust fusion, EMC and IMTD losses."""
+"""The EBMC model (paper Sec. 3; docs/decisions.md, Model): encoders, MSD, CCE, trust fusion, EMC and IMTD losses."""
 from __future__ import annotations
 
 import copy

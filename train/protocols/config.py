@@ -14,7 +14,7 @@ _TENTHS = tuple(round(0.1 * i, 1) for i in range(10))
 
 @dataclasses.dataclass(frozen=True)
 class ProtocolConfig:
-    """How a trained run is evaluated under missing data (spec section 5). CLI flags: ``--protocol.<field>``.
+    """How a trained run is evaluated under missing data (docs/protocols.md). CLI flags: ``--protocol.<field>``.
 
     The training-time augmentation is ``TrainConfig.robust_augment``: it changes the trained model,
     so it belongs to the run's config and fingerprint."""
