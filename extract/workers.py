@@ -101,7 +101,7 @@ def _setup(modality: str, config: Any) -> Extractor:
 
 
 @dataclasses.dataclass(frozen=True)
-class Group:
+class JobGroup:
     """One modality's work: its extractor config, cache folder and jobs.
 
     ``in_main`` groups run in the main process, ``batch_size`` jobs per ``extract_batch`` call
@@ -168,7 +168,7 @@ def _work(modality: str, job: Job) -> Outcome:
     return _extract_batch(_worker["extractors"][modality], _worker["folders"][modality], [job])[0]
 
 
-def run_jobs(groups: dict[str, Group], *, workers: int = 1) -> Iterator[tuple[str, Outcome]]:
+def run_jobs(groups: dict[str, JobGroup], *, workers: int = 1) -> Iterator[tuple[str, Outcome]]:
     """Extract every group's jobs and cache each result; yield (modality, Outcome) as jobs complete.
 
     With ``workers`` > 1 the groups not ``in_main`` share one pool of that many processes (each

@@ -311,6 +311,6 @@ def write_store(root: str | Path, *, dataset: str, task: str | None, utterances:
     problems += dataset_name_problems(dataset, str(root))
     raise_if(problems, f"cannot write the feature store {root}")
     ids = table[ID_COLUMN].astype(str).tolist()
-    fps = {m: write_feature_set(root, m, ids, data) for m, data in features.items()}
-    return commit_store(root, dataset=dataset, task=task, utterances=table, feature_sets=fps,
+    feature_sets = {m: write_feature_set(root, m, ids, data) for m, data in features.items()}
+    return commit_store(root, dataset=dataset, task=task, utterances=table, feature_sets=feature_sets,
                         label_columns=label_columns, classes=classes, source=source)

@@ -56,7 +56,7 @@ class TrainState:
 
 
 @dataclasses.dataclass
-class Result:
+class TrainResult:
     """A finished run: the model at the selected checkpoint (eval mode), its metrics and the history."""
 
     model: EBMC
@@ -219,7 +219,7 @@ def train_step(model: EBMC, batch: Batch, cfg: RunConfig, stage: int, optimizer:
 
 
 def train(cfg: RunConfig, data: Data, state: TrainState | None = None,
-          on_epoch: Callable[[TrainState], None] | None = None, progress: bool = True) -> Result:
+          on_epoch: Callable[[TrainState], None] | None = None, progress: bool = True) -> TrainResult:
     """Train EBMC on ``data`` following ``cfg`` (resolved: batch size and epochs set).
 
     Continues from ``state`` (a resume checkpoint) when given; calls ``on_epoch(state)`` after each
@@ -305,7 +305,7 @@ def train(cfg: RunConfig, data: Data, state: TrainState | None = None,
                     batch_size=t.eval_batch_size)
     metrics = {"valid": state.best_valid, "test": test, "selected": {"stage": 2, "epoch": state.best_epoch},
                "select_metric": key, "select_mode": mode}
-    return Result(model=model, metrics=metrics, state=state)
+    return TrainResult(model=model, metrics=metrics, state=state)
 
 
 def _scalars(metrics: dict) -> dict[str, float]:
