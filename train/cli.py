@@ -96,10 +96,10 @@ def resolve_config(args: argparse.Namespace) -> tuple[RunConfig, dict]:
                 sections[prefix] = build_section(prefix, {**given, **overrides_from_args(args, prefix)})
             else:
                 sections[prefix] = dataclass_from_args(args, prefix, getattr(base, prefix))
-        except ValueError as e:
+        except ConfigError as e:
             problems.append(str(e))
     if problems:
-        raise ValueError("\n".join(problems))
+        raise ConfigError("\n".join(problems))
     return dataclasses.replace(base, **sections), options
 
 
@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         """``make()``, or ``fallback`` with its error kept, so every problem is reported at once."""
         try:
             return make()
-        except ValueError as e:
+        except EbmcError as e:
             problems.append(str(e))
             return fallback
 

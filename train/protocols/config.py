@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal, Sequence
 
+from ebmc.store.errors import ConfigError
 from ebmc.store.fingerprint import setting
 
 #: Every protocol ``run_protocols`` knows, in the order they run (``all`` selects these).
@@ -48,5 +49,5 @@ def resolve_names(names: str | Sequence[str]) -> tuple[str, ...]:
         return PROTOCOLS
     unknown = [n for n in wanted if n not in PROTOCOLS]
     if unknown:
-        raise ValueError(f"unknown protocol(s) {', '.join(unknown)}: use 'all' or any of {', '.join(PROTOCOLS)}")
+        raise ConfigError(f"unknown protocol(s) {', '.join(unknown)}: use 'all' or any of {', '.join(PROTOCOLS)}")
     return tuple(n for n in PROTOCOLS if n in wanted)
