@@ -12,7 +12,7 @@ export EBMC_REQUIRE_MEDIA := 1
 # System tools the tests use: espeak-ng speaks the generated test clips.
 SYSTEM_TOOLS := espeak-ng
 
-.PHONY: install tools demo test test-slow test-all bench clean
+.PHONY: install tools demo test test-slow test-all lint bench clean
 
 $(BIN)/.installed: pyproject.toml setup.py
 	$(PY) -m venv $(VENV)
@@ -54,6 +54,10 @@ test-slow: install tools
 
 test-all: install tools
 	$(BIN)/pytest -q -m ""
+
+# ruff with the configuration in pyproject.toml ([tool.ruff])
+lint: install
+	$(BIN)/python -m ruff check .
 
 bench: install
 	$(BIN)/python bench/store_speed.py

@@ -5,7 +5,7 @@ import numpy as np
 
 from ebmc.store import ModalityData
 
-from .extractors.base import Result
+from .types import Result
 
 ALIGNED = "aligned"  # the store's name of the word-aligned feature-set variant
 VERSION = 1  # bump whenever the code changes what the aligned sets hold

@@ -22,13 +22,15 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 
 from ebmc.store.errors import raise_if
-from ebmc.store.fingerprint import run_only, semantic_dict
-from ebmc.store.flags import setting
+from ebmc.store.fingerprint import semantic_dict, setting
 
-from .extractors.base import ExtractionError, Extractor, Result, Segment, make_extractor, tool_versions
+from . import cache
+from .extractors.audio import audio_extractor
+from .extractors.base import Extractor, tool_versions
 from .extractors.config import AudioConfig
 from .extractors.text import model_digest
 from .media import decode_audio
+from .types import ExtractionError, Result, Segment
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +54,8 @@ class AsrConfig:
     beam_size: int = setting(5, "beam search width")
     vad: bool = setting(True, "skip non-speech with faster-whisper's Silero VAD (silent or music clips give no words)")
     compute_type: str = setting("int8", "CTranslate2 compute type: int8 (CPU or GPU), float16 (GPU), float32, int8_float16")
-    device: str = run_only("auto", metadata={"help": "'auto' (CUDA when visible, else CPU), 'cpu' or 'cuda'"})
-    threads: int = run_only(0, metadata={"help": "CPU threads per ASR process (0 = CTranslate2's default)"})
+    device: str = setting("auto", "'auto' (CUDA when visible, else CPU), 'cpu' or 'cuda'", run_only=True)
+    threads: int = setting(0, "CPU threads per ASR process (0 = CTranslate2's default)", run_only=True)
 
     def __post_init__(self) -> None:
         problems = []
@@ -148,13 +150,12 @@ class WhisperAsr(Extractor):
         self.model = WhisperModel(str(path), device=device, compute_type=c.compute_type, cpu_threads=c.threads,
                                   local_files_only=True)
         if shares_decode(self.config.audio):
-            self.acoustic = make_extractor("audio", self.config.audio)
+            self.acoustic = audio_extractor(self.config.audio)
             self.acoustic.setup()
         log.info("ASR model %s loaded on %s (%s)", path, device, c.compute_type)
 
     def _acoustic_from(self, segment: Segment, samples: np.ndarray) -> None:
         """Cache the utterance's audio features computed from ``samples`` (the ASR decode)."""
-        from . import cache  # the cache module imports extractors; imported late like the workers do
         key = self.config.audio_keys.get(segment.utterance_id)
         if self.acoustic is None or key is None:
             return

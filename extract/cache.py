@@ -27,7 +27,7 @@ import numpy as np
 from ebmc.store import atomic
 from ebmc.store.fingerprint import file_sha256, fingerprint
 
-from .extractors.base import ExtractionError, Result, Segment
+from .types import ExtractionError, Result, Segment
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ import sys
 import time
 from typing import Any, Sequence
 
-from ebmc.store import MODALITIES, StoreError
+from ebmc.store import MODALITIES, ConfigError, EbmcError
 from ebmc.store.flags import add_dataclass_flags, dataclass_from_args
 from ebmc.store.shard import parse_shard
 
@@ -26,7 +26,7 @@ from .asr import AsrConfig
 from .extractors.config import AudioConfig, TextConfig, VisionConfig
 from .manifest import load_manifest
 from .pipeline import ModalityReport, run
-from .workers import Interrupted, SetupError, stop_on_signals
+from .workers import Interrupted, stop_on_signals
 
 CONFIGS = {"text": TextConfig, "audio": AudioConfig, "vision": VisionConfig}
 
@@ -89,13 +89,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         configs = build_configs(args)
         if args.workers < 1:
-            raise StoreError(f"--workers {args.workers}: need 1 or more processes")
+            raise ConfigError(f"--workers {args.workers}: need 1 or more processes")
         manifest = load_manifest(args.videos, args.manifest, args.dataset)
         with stop_on_signals():
             root, reports = run(manifest, args.out, configs, workers=args.workers, shard=args.shard,
                                 commit_only=args.commit, asr=dataclass_from_args(args, "asr", AsrConfig()),
                                 align=args.align == "words")
-    except (StoreError, SetupError) as e:
+    except EbmcError as e:  # bad input or a backend that cannot start; anything else is a bug: traceback
         print(f"ebmc-extract: {e}", file=sys.stderr)
         return 2
     except Interrupted as e:

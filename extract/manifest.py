@@ -146,7 +146,8 @@ def _span(row: pd.Series, i: int, uid: str, where: str, problems: list[str]) -> 
         out.append(value)
     start, end = out
     if end is not None and end <= (start or 0.0):
-        problems.append(f"{where}: row {i} ({uid!r}): end {end} <= start {start or 0.0}; give end > start, or leave both empty for the whole file")
+        problems.append(f"{where}: row {i} ({uid!r}): end {end} <= start {start or 0.0}; give end > start, "
+                        "or leave both empty for the whole file")
     return start, end
 
 

@@ -8,7 +8,7 @@ from typing import Iterator
 import av
 import numpy as np
 
-from .extractors.base import ExtractionError, Segment
+from .types import ExtractionError, Segment
 
 # Spans may overshoot a stream's end by this much (container and stream durations disagree by a
 # frame or an AAC packet); the overshoot is cut off. Beyond it the span is an error.

@@ -32,9 +32,10 @@ from ebmc.store.shard import shard_rows
 from . import cache
 from .align import ALIGNED, aligned_data
 from .asr import AsrConfig, AsrJobs, asr_producer, describe, shares_decode, transcript_of
-from .extractors.base import ExtractionError, Result, Segment, make_extractor
+from .extractors import make_extractor
+from .types import ExtractionError, Result, Segment
 from .manifest import Item, Manifest
-from .workers import Group, Job, run_jobs
+from .workers import JobGroup, Job, run_jobs
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +129,7 @@ def _keys(manifest: Manifest, rows: Sequence[int], modality: str, extractor, has
 @dataclasses.dataclass
 class _Plan:
     report: ModalityReport
-    group: Group
+    group: JobGroup
     rows_of: dict[str, list[int]]  # input key -> manifest rows; equal inputs are extracted once
 
 
@@ -158,7 +159,7 @@ def _plan(manifest: Manifest, store_root: Path, modality: str, config: Any, rows
     log.info("%s: %d utterances, %d cached, %d to extract (%s)", modality, len(rows), report.cached,
              sum(map(len, rows_of.values())), folder)
     text = modality == "text"  # the text model runs batched in the main process
-    return _Plan(report, Group(config, folder, jobs, config.batch_size if text else 1, in_main=text or workers <= 1), rows_of)
+    return _Plan(report, JobGroup(config, folder, jobs, config.batch_size if text else 1, in_main=text or workers <= 1), rows_of)
 
 
 def _asr_rows(manifest: Manifest, rows: Sequence[int], asr: AsrConfig | None) -> list[int]:
@@ -373,9 +374,9 @@ def commit(manifest: Manifest, store_root: Path, configs: dict[str, Any], hasher
     raise_if(problems, f"cannot commit {store_root}: the cache is incomplete")
     ids = manifest.table["utterance_id"].tolist()
     reports = {}
-    fps = {}
+    feature_sets = {}
     for m, (data, report) in assembled.items():
-        fps[m] = report.fingerprint = write_feature_set(store_root, m, ids, data)
+        feature_sets[m] = report.fingerprint = write_feature_set(store_root, m, ids, data)
         reports[m] = report
     variants = None
     if align:
@@ -386,7 +387,7 @@ def commit(manifest: Manifest, store_root: Path, configs: dict[str, Any], hasher
     if spoken:
         source["asr"] = describe(asr)
     commit_store(store_root, dataset=manifest.dataset, task=manifest.task, utterances=_with_transcripts(manifest, spoken, asr),
-                 feature_sets=fps, label_columns=manifest.label_columns or ("label",),
+                 feature_sets=feature_sets, label_columns=manifest.label_columns or ("label",),
                  classes=manifest.classes, source=source, variants=variants)
     for m in [*configs, "asr"]:
         cache.remove_stale_temps(store_root, m)

@@ -25,8 +25,12 @@ import traceback
 from pathlib import Path
 from typing import Any, Iterator
 
+from ebmc.store.errors import EbmcError
+
 from . import cache
-from .extractors.base import ExtractionError, Extractor, Result, Segment, make_extractor
+from .extractors import make_extractor
+from .extractors.base import Extractor
+from .types import ExtractionError, Result, Segment
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +86,7 @@ def _extract_batch(extractor: Extractor, folder: Path, jobs: list[Job]) -> list[
     return [_store(folder, j, r) for j, r in zip(jobs, results)]
 
 
-class SetupError(RuntimeError):
+class SetupError(EbmcError, RuntimeError):
     """The extractor could not start (model missing, backend not installed): the run, not an utterance, fails."""
 
 
@@ -97,7 +101,7 @@ def _setup(modality: str, config: Any) -> Extractor:
 
 
 @dataclasses.dataclass(frozen=True)
-class Group:
+class JobGroup:
     """One modality's work: its extractor config, cache folder and jobs.
 
     ``in_main`` groups run in the main process, ``batch_size`` jobs per ``extract_batch`` call
@@ -164,7 +168,7 @@ def _work(modality: str, job: Job) -> Outcome:
     return _extract_batch(_worker["extractors"][modality], _worker["folders"][modality], [job])[0]
 
 
-def run_jobs(groups: dict[str, Group], *, workers: int = 1) -> Iterator[tuple[str, Outcome]]:
+def run_jobs(groups: dict[str, JobGroup], *, workers: int = 1) -> Iterator[tuple[str, Outcome]]:
     """Extract every group's jobs and cache each result; yield (modality, Outcome) as jobs complete.
 
     With ``workers`` > 1 the groups not ``in_main`` share one pool of that many processes (each

@@ -10,12 +10,12 @@ Layout of one dataset (``features/<dataset>/``)::
 
 See ``features/README.md`` and ``docs/feature-store.md``.
 """
-from .errors import StoreError
-from .fingerprint import fingerprint, run_only, semantic_dict
+from .errors import ConfigError, EbmcError, StoreError
+from .fingerprint import fingerprint, semantic_dict, setting
 from .reader import FeatureSet, Store, open_store, read_manifest
 from .schema import MODALITIES, SCHEMA_VERSION, SPLITS, TASKS
 from .writer import ModalityData, commit_store, write_feature_set, write_store
 
-__all__ = ["StoreError", "fingerprint", "run_only", "semantic_dict", "FeatureSet", "Store", "open_store",
-           "read_manifest", "MODALITIES", "SCHEMA_VERSION", "SPLITS", "TASKS", "ModalityData",
+__all__ = ["ConfigError", "EbmcError", "StoreError", "fingerprint", "semantic_dict", "setting", "FeatureSet",
+           "Store", "open_store", "read_manifest", "MODALITIES", "SCHEMA_VERSION", "SPLITS", "TASKS", "ModalityData",
            "commit_store", "write_feature_set", "write_store"]

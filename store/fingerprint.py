@@ -12,13 +12,13 @@ import numpy as np
 FINGERPRINT_CHARS = 16
 
 
-def run_only(default: Any = dataclasses.MISSING, **kwargs) -> Any:
-    """A dataclass field that changes how a run goes (workers, device, paths), not what it computes.
+def setting(default: Any, help: str, *, run_only: bool = False) -> Any:
+    """A config dataclass field: ``help`` is the text of its ``--section.field`` flag (store/flags.py).
 
-    Such fields are left out of fingerprints; ``semantic_dict`` drops them.
+    A ``run_only`` field changes how a run goes (workers, device, paths), not what it computes:
+    ``semantic_dict`` drops it, so it stays out of fingerprints.
     """
-    metadata = dict(kwargs.pop("metadata", {}) or {}, run_only=True)
-    return dataclasses.field(default=default, metadata=metadata, **kwargs)
+    return dataclasses.field(default=default, metadata={"help": help, "run_only": run_only})
 
 
 def semantic_dict(config: Any) -> dict:

@@ -8,11 +8,6 @@ import typing
 from typing import Any, get_args, get_origin, get_type_hints
 
 
-def setting(default: Any, help: str) -> Any:
-    """A config dataclass field whose ``help`` becomes the text of its ``--section.field`` flag."""
-    return dataclasses.field(default=default, metadata={"help": help})
-
-
 def _base_type(tp: Any) -> tuple[Any, bool]:
     """(element type, is_sequence) for a field annotation; Optional[...] unwraps to its type."""
     origin = get_origin(tp)

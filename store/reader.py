@@ -229,7 +229,8 @@ class Store:
         """Labels of every row: regression ``(N,)`` float32, classification ``(N,)`` int64,
         multilabel ``(N, K)`` int64 (one column per ``label_columns`` entry)."""
         if self.task is None:
-            raise StoreError(f"{self.root}: this store has no labels (extracted from a bare folder); add labels to the manifest and re-extract to train")
+            raise StoreError(f"{self.root}: this store has no labels (extracted from a bare folder); add labels "
+                             "to the manifest and re-extract to train")
         table = self.utterances
         if self.task == "regression":
             return table[self.label_columns[0]].to_numpy(np.float32)

@@ -94,12 +94,14 @@ def validate_utterances(table: pd.DataFrame, task: str | None, label_columns: li
         nan = values.isna().to_numpy()
         if nan.any():
             rows = np.flatnonzero(nan)[:10].tolist()
-            problems.append(f"{where}: label column {col!r} is NaN or not numeric in {int(nan.sum())} rows: rows {rows} (first id {ids.iloc[rows[0]]!r}); fix or drop those rows")
+            problems.append(f"{where}: label column {col!r} is NaN or not numeric in {int(nan.sum())} rows: "
+                            f"rows {rows} (first id {ids.iloc[rows[0]]!r}); fix or drop those rows")
             continue
         inf = np.isinf(values.to_numpy(np.float64))
         if inf.any():
             rows = np.flatnonzero(inf)[:10].tolist()
-            problems.append(f"{where}: label column {col!r} is infinite in {int(inf.sum())} rows: rows {rows} (first id {ids.iloc[rows[0]]!r}); give finite labels or drop those rows")
+            problems.append(f"{where}: label column {col!r} is infinite in {int(inf.sum())} rows: rows {rows} "
+                            f"(first id {ids.iloc[rows[0]]!r}); give finite labels or drop those rows")
             continue
         if task == "classification":
             k = len(classes or [])

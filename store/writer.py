@@ -109,7 +109,8 @@ def _ragged(data: ModalityData, n: int, where: str, problems: list[str]):
 
 def _padded(data: ModalityData, n: int, where: str, problems: list[str]):
     values = np.asarray(data.values)
-    lengths = np.asarray(data.lengths if data.lengths is not None else np.full(n, values.shape[1] if values.ndim == 3 else 0)).astype(np.int64)
+    lengths = np.asarray(data.lengths if data.lengths is not None
+                         else np.full(n, values.shape[1] if values.ndim == 3 else 0)).astype(np.int64)
     if values.ndim != 3 or values.shape[0] != n:
         problems.append(f"{where}: padded values have shape {values.shape}; expected (N={n}, T, d)")
         return None
@@ -235,7 +236,8 @@ def commit_store(root: str | Path, *, dataset: str, task: str | None, utterances
             problems.extend(e.problems or [str(e)])
             continue
         if man["ids_sha256"] != id_hash:
-            problems.append(f"{root / m / fp}: its rows belong to another utterance list than the table being committed; rewrite the feature set for these utterances")
+            problems.append(f"{root / m / fp}: its rows belong to another utterance list than the table being "
+                            "committed; rewrite the feature set for these utterances")
             continue
         if name:  # a variant's lengths and status are its own, not the table's columns
             continue
@@ -309,6 +311,6 @@ def write_store(root: str | Path, *, dataset: str, task: str | None, utterances:
     problems += dataset_name_problems(dataset, str(root))
     raise_if(problems, f"cannot write the feature store {root}")
     ids = table[ID_COLUMN].astype(str).tolist()
-    fps = {m: write_feature_set(root, m, ids, data) for m, data in features.items()}
-    return commit_store(root, dataset=dataset, task=task, utterances=table, feature_sets=fps,
+    feature_sets = {m: write_feature_set(root, m, ids, data) for m, data in features.items()}
+    return commit_store(root, dataset=dataset, task=task, utterances=table, feature_sets=feature_sets,
                         label_columns=label_columns, classes=classes, source=source)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
+from ebmc.store.errors import ConfigError
 from ebmc.train.config import RunConfig
 
 # name -> {section: {field: value}}, applied on top of the user's config.
@@ -62,13 +63,13 @@ def canonical(name: str) -> str:
 def expand_names(names: list[str] | tuple[str, ...]) -> list[str]:
     """Presets expanded, sweep names made canonical, duplicates dropped (first kept).
 
-    Raises one ValueError naming every unknown name and listing the valid forms.
+    Raises one ConfigError (a ValueError) naming every unknown name and listing the valid forms.
     """
     unknown = [n for n in names if n not in ABLATIONS and n not in PRESETS and _sweep(n) is None]
     if unknown:
-        raise ValueError(f"unknown ablation{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
-                         f"valid: {' '.join(ABLATIONS)}, a preset ({' '.join(PRESETS)}) or <weight>=<value> "
-                         f"with weight one of {' '.join(SWEEP_WEIGHTS)} and a value >= 0 (e.g. beta=0.05)")
+        raise ConfigError(f"unknown ablation{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
+                          f"valid: {' '.join(ABLATIONS)}, a preset ({' '.join(PRESETS)}) or <weight>=<value> "
+                          f"with weight one of {' '.join(SWEEP_WEIGHTS)} and a value >= 0 (e.g. beta=0.05)")
     expanded = [m for n in names for m in PRESETS.get(n, (n,))]
     return list(dict.fromkeys(canonical(n) for n in expanded))
 

@@ -7,6 +7,10 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+# Standard deviations below this are treated as 1 (data's input statistics, the model's normaliser):
+# a constant feature carries no information.
+MIN_STD = 1e-6
+
 
 @dataclasses.dataclass(frozen=True)
 class TaskSpec:

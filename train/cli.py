@@ -9,7 +9,8 @@ import sys
 import tomllib
 from pathlib import Path
 
-from ebmc.store import StoreError, open_store
+from ebmc.store import open_store
+from ebmc.store.errors import ConfigError, EbmcError, raise_if
 from ebmc.store.flags import add_dataclass_flags, dataclass_from_args, overrides_from_args
 from ebmc.store.shard import parse_shard
 from ebmc.train.ablations import ABLATIONS, PRESETS, SWEEP_WEIGHTS, expand_names
@@ -76,9 +77,9 @@ def _read_toml(path: Path) -> dict:
     try:
         return tomllib.loads(path.read_text())
     except FileNotFoundError:
-        raise ValueError(f"--config {path}: no such file") from None
+        raise ConfigError(f"--config {path}: no such file") from None
     except tomllib.TOMLDecodeError as e:
-        raise ValueError(f"--config {path}: not valid TOML ({e})") from None
+        raise ConfigError(f"--config {path}: not valid TOML ({e})") from None
 
 
 def resolve_config(args: argparse.Namespace) -> tuple[RunConfig, dict]:
@@ -95,18 +96,17 @@ def resolve_config(args: argparse.Namespace) -> tuple[RunConfig, dict]:
                 sections[prefix] = build_section(prefix, {**given, **overrides_from_args(args, prefix)})
             else:
                 sections[prefix] = dataclass_from_args(args, prefix, getattr(base, prefix))
-        except ValueError as e:
+        except ConfigError as e:
             problems.append(str(e))
     if problems:
-        raise ValueError("\n".join(problems))
+        raise ConfigError("\n".join(problems))
     return dataclasses.replace(base, **sections), options
 
 
 def protocol_config(args: argparse.Namespace, toml_section: dict) -> ProtocolConfig:
     """The ProtocolConfig: defaults < the TOML's [protocol] section < ``--protocol.*`` flags."""
     values, unknown = section_values("protocol", ProtocolConfig, toml_section)
-    if unknown:
-        raise ValueError("invalid run config:\n" + "\n".join(f"  - {p}" for p in unknown))
+    raise_if(unknown, "invalid run config", ConfigError)
     return dataclass_from_args(args, "protocol", ProtocolConfig(**values))
 
 
@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         """``make()``, or ``fallback`` with its error kept, so every problem is reported at once."""
         try:
             return make()
-        except ValueError as e:
+        except EbmcError as e:
             problems.append(str(e))
             return fallback
 
@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from ebmc.train.data import resolve_device
     from ebmc.train.grid import run_grid
-    from ebmc.train.summary import write_summary
+    from ebmc.train.report.summary import write_summary
     progress = not args.no_progress
     try:
         resolve_device(cfg.train.device)
@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
             rows = [r for r in rows if not r.get("failed")]
             conditions = [] if protocols is None or not rows else _run_protocols(
                 args.store, rows, protocols, pcfg, cfg.train.device, progress)
-    except (StoreError, ValueError) as e:
+    except EbmcError as e:  # bad input; anything else is a bug and keeps its traceback
         print(f"ebmc-train: error: {e}", file=sys.stderr)
         return 2
     for r in failed:

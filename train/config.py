@@ -6,8 +6,8 @@ import logging
 import math
 from typing import Any, Literal
 
-from ebmc.store.fingerprint import run_only
-from ebmc.store.flags import setting
+from ebmc.store.errors import ConfigError, raise_if
+from ebmc.store.fingerprint import setting
 from ebmc.store.schema import MODALITIES
 from ebmc.train.model.config import LossConfig, ModelConfig, model_config
 
@@ -67,8 +67,7 @@ class DataConfig:
         problems += _problems(self, "data", {"label_min": (None, None, False), "label_max": (None, None, False)})
         if self.label_min >= self.label_max:
             problems.append(f"--data.label_min = {self.label_min} must be below --data.label_max = {self.label_max}")
-        if problems:
-            raise ValueError("invalid DataConfig:\n" + "\n".join(f"  - {p}" for p in problems))
+        raise_if(problems, "invalid DataConfig", ConfigError)
 
     def max_len(self, modality: str) -> int | None:
         return getattr(self, f"max_len_{modality}")
@@ -76,7 +75,7 @@ class DataConfig:
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    """Optimisation, schedule and model selection (spec section 3). None = the paper's per-dataset default."""
+    """Optimisation, schedule and model selection (docs/training.md). None = the paper's per-dataset default."""
 
     batch_size: int | None = setting(None, "training batch size (none: paper default, MOSI 64 / MOSEI 32 / "
                                           "IEMOCAP 16 / other 32)")
@@ -112,10 +111,10 @@ class TrainConfig:
     stage2_modalities: tuple[str, ...] = setting((), "stage II trains, validates and tests with only these "
                                                      "modalities present (the others masked); empty: all. The "
                                                      "per-condition models of Table 3 set it (authors' protocol)")
-    eval_batch_size: int = run_only(2048, metadata={"help": "validation and test run as one pass over the split "
-                                                    "up to this many samples (larger splits in batches of it; "
-                                                    "bounds their memory)"})
-    device: str = run_only("auto", metadata={"help": "auto (CUDA when present, else CPU), cpu, cuda or cuda:N"})
+    eval_batch_size: int = setting(2048, "validation and test run as one pass over the split up to this many "
+                                         "samples (larger splits in batches of it; bounds their memory)",
+                                   run_only=True)
+    device: str = setting("auto", "auto (CUDA when present, else CPU), cpu, cuda or cuda:N", run_only=True)
 
     def __post_init__(self) -> None:
         problems = _problems(self, "train", {
@@ -132,8 +131,7 @@ class TrainConfig:
                      for m in self.stage2_modalities if m not in MODALITIES]
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
             problems.append(f"--train.device = {self.device!r}: use auto, cpu, cuda or cuda:N")
-        if problems:
-            raise ValueError("invalid TrainConfig:\n" + "\n".join(f"  - {p}" for p in problems))
+        raise_if(problems, "invalid TrainConfig", ConfigError)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -204,8 +202,7 @@ def from_dict(raw: dict) -> RunConfig:
     for name, cls in SECTIONS.items():
         sections[name], unknown = section_values(name, cls, dict(raw.get(name, {})))
         problems += unknown
-    if problems:
-        raise ValueError("invalid run config:\n" + "\n".join(f"  - {p}" for p in problems))
+    raise_if(problems, "invalid run config", ConfigError)
     return RunConfig(**{name: build_section(name, values) for name, values in sections.items()},
                      ablation=raw.get("ablation", "full"))
 

@@ -12,9 +12,8 @@ from torch import Tensor
 from ebmc.store import Store, open_store
 from ebmc.store.errors import raise_if
 from ebmc.store.schema import MODALITIES, SPLITS
-from ebmc.train.batch import Batch, TaskSpec
+from ebmc.train.batch import MIN_STD, Batch, TaskSpec
 from ebmc.train.config import DataConfig, dataset_family, metric_variant
-from ebmc.train.model.ebmc import MIN_STD
 
 log = logging.getLogger(__name__)
 

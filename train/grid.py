@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from ebmc.store import Store, open_store
+from ebmc.store import ConfigError, Store, open_store
 from ebmc.store.schema import missing_train_classes
 from ebmc.store.shard import shard_rows
 from ebmc.train.ablations import apply_ablation, expand_names
@@ -57,7 +57,7 @@ def run_grid(store: str | Path | Store, cfg: RunConfig, out: str | Path, seeds: 
     again (each one is logged as it happens).
     """
     if jobs < 1:
-        raise ValueError(f"--jobs {jobs}: must be >= 1")
+        raise ConfigError(f"--jobs {jobs}: must be >= 1")
     runs = grid_runs(seeds, ablations, shard)
     store = store if isinstance(store, Store) else open_store(store)
     for warning in missing_train_classes(store.utterances, store.task, store.label_columns, store.classes,

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ebmc.store.errors import ConfigError
 from ebmc.train.batch import Batch
 from ebmc.train.config import RunConfig
 from ebmc.train.data import Data
@@ -55,7 +56,7 @@ class TrainState:
 
 
 @dataclasses.dataclass
-class Result:
+class TrainResult:
     """A finished run: the model at the selected checkpoint (eval mode), its metrics and the history."""
 
     model: EBMC
@@ -81,13 +82,19 @@ def _set_rng_state(state: dict, generator: torch.Generator) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def make_model(cfg: RunConfig, data: Data) -> EBMC:
+    """The one place an EBMC is constructed: ``cfg``'s model and loss for ``data``'s feature
+    dimensions and task, on ``data.device`` (weights as initialised by the global torch RNG)."""
+    return EBMC(cfg.model, data.dims, data.task, cfg.loss).to(data.device)
+
+
 def build_model(cfg: RunConfig, data: Data) -> EBMC:
     """A fresh EBMC for ``data``'s modalities and task, with train-split input statistics set.
 
     Seeds the global torch RNG with ``cfg.train.seed`` first, so initialisation is reproducible.
     """
     torch.manual_seed(cfg.train.seed)
-    model = EBMC(cfg.model, data.dims, data.task, cfg.loss).to(data.device)
+    model = make_model(cfg, data)
     model.set_input_stats(*data.input_stats())
     return model
 
@@ -212,7 +219,7 @@ def train_step(model: EBMC, batch: Batch, cfg: RunConfig, stage: int, optimizer:
 
 
 def train(cfg: RunConfig, data: Data, state: TrainState | None = None,
-          on_epoch: Callable[[TrainState], None] | None = None, progress: bool = True) -> Result:
+          on_epoch: Callable[[TrainState], None] | None = None, progress: bool = True) -> TrainResult:
     """Train EBMC on ``data`` following ``cfg`` (resolved: batch size and epochs set).
 
     Continues from ``state`` (a resume checkpoint) when given; calls ``on_epoch(state)`` after each
@@ -232,7 +239,7 @@ def train(cfg: RunConfig, data: Data, state: TrainState | None = None,
     # an unknown --train.select_metric fails here, before any training (the model is in eval mode: no RNG draws)
     known = evaluate(model, data, "valid", stage=1, batch_size=t.eval_batch_size)
     if key not in known:
-        raise ValueError(f"--train.select_metric = {key}: not a {data.task.kind} metric; choose "
+        raise ConfigError(f"--train.select_metric = {key}: not a {data.task.kind} metric; choose "
                          f"from {', '.join(sorted(_scalars(known)))}")
     if state is None:
         state = _fresh_stage(1, model, _optimizer(model, cfg, 1), None, [], _rng_state(generator))
@@ -298,7 +305,7 @@ def train(cfg: RunConfig, data: Data, state: TrainState | None = None,
                     batch_size=t.eval_batch_size)
     metrics = {"valid": state.best_valid, "test": test, "selected": {"stage": 2, "epoch": state.best_epoch},
                "select_metric": key, "select_mode": mode}
-    return Result(model=model, metrics=metrics, state=state)
+    return TrainResult(model=model, metrics=metrics, state=state)
 
 
 def _scalars(metrics: dict) -> dict[str, float]:

@@ -1,4 +1,4 @@
-"""Evaluation metrics (MMSA definitions, docs spec section 4) and the model-selection key, in numpy.
+"""Evaluation metrics (MMSA definitions; docs/decisions.md, Metrics) and the model-selection key, in numpy.
 
 ``compute_metrics(task, pred, y)`` takes the model's raw output: regression values (N,),
 classification logits (N, K) or multilabel logits (N, K, 2), and the labels (N,) | (N, K).

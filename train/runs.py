@@ -12,6 +12,7 @@ Layout of ``<out>/<dataset>/<ablation>/seed-<seed>/``::
 """
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import logging
@@ -19,7 +20,7 @@ import platform
 import subprocess
 import sys
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import pandas as pd
 import torch
@@ -28,7 +29,7 @@ from ebmc.store import Store, StoreError, atomic, open_store
 from ebmc.store.fingerprint import fingerprint
 from ebmc.train.config import RunConfig, from_dict, metric_variant, resolve, to_dict
 from ebmc.train.data import Data, load_data
-from ebmc.train.loop import Diverged, TrainState, train
+from ebmc.train.loop import Diverged, TrainState, make_model, train
 from ebmc.train.model import EBMC
 
 log = logging.getLogger(__name__)
@@ -45,12 +46,45 @@ def is_finished(folder: str | Path) -> bool:
     return (Path(folder) / METRICS).exists()
 
 
+@dataclasses.dataclass(frozen=True)
+class RunRecord:
+    """One run folder's config.json, typed: the only place its keys are read."""
+
+    folder: Path
+    dataset: str
+    task: str
+    ablation: str
+    seed: int
+    store_path: str
+    fingerprints: dict[str, str]
+    config: dict  # the RunConfig as written by ``to_dict``; ``run_config()`` parses it
+    fingerprint: str
+
+    def run_config(self) -> RunConfig:
+        return from_dict(self.config)
+
+
+def read_record(folder: str | Path) -> RunRecord:
+    """The typed config.json of the run in ``folder``."""
+    folder = Path(folder)
+    record = json.loads((folder / CONFIG).read_text())
+    store, config = record["store"], record["config"]
+    return RunRecord(folder, store["dataset"], store["task"], config["ablation"], config["train"]["seed"],
+                     store["path"], store["fingerprints"], config, record["fingerprint"])
+
+
+def iter_runs(out: str | Path) -> Iterator[RunRecord]:
+    """Every finished run ``<out>/<dataset>/<ablation>/seed-<seed>/`` (metrics.json written), in path order."""
+    for metrics_file in sorted(Path(out).glob(f"*/*/seed-*/{METRICS}")):
+        yield read_record(metrics_file.parent)
+
+
 def config_record(cfg: RunConfig, data: Data) -> dict:
     """What config.json holds; ``fingerprint`` covers the semantic config and the features read.
     ``parameters`` is the model's trainable parameter count on this store's feature dimensions."""
     store = {"path": str(Path(data.store.root).resolve()), "dataset": data.store.dataset,
              "task": data.task.kind, "fingerprints": data.fingerprints}
-    parameters = sum(p.numel() for p in EBMC(cfg.model, data.dims, data.task, cfg.loss).parameters())
+    parameters = sum(p.numel() for p in make_model(cfg, data).parameters())
     return {"config": to_dict(cfg), "store": store, "parameters": parameters,
             "fingerprint": fingerprint({"config": cfg, "features": data.fingerprints})}
 
@@ -96,13 +130,13 @@ def read_history(folder: str | Path) -> pd.DataFrame:
 
 def _check_same(folder: Path, record: dict) -> None:
     """An existing run folder must hold the same config and features; never mix two runs in one."""
-    old = json.loads((folder / CONFIG).read_text())
-    if old["fingerprint"] != record["fingerprint"]:
+    old = read_record(folder)
+    if old.fingerprint != record["fingerprint"]:
         changed = [f"{section}.{k}: {v!r} -> {record['config'][section].get(k)!r}"
-                   for section, fields in old["config"].items() if isinstance(fields, dict)
+                   for section, fields in old.config.items() if isinstance(fields, dict)
                    for k, v in fields.items() if record["config"][section].get(k) != v]
-        if old["store"]["fingerprints"] != record["store"]["fingerprints"]:
-            changed.append(f"feature sets {old['store']['fingerprints']} -> {record['store']['fingerprints']}")
+        if old.fingerprints != record["store"]["fingerprints"]:
+            changed.append(f"feature sets {old.fingerprints} -> {record['store']['fingerprints']}")
         raise StoreError(f"{folder} holds a run with another config or other features; use another --out "
                          "or delete that folder to train anew", changed or ["(the run-only settings agree)"])
 
@@ -174,16 +208,16 @@ def load_run(folder: str | Path, device: str | torch.device = "cpu",
     if not is_finished(folder):
         raise StoreError(f"{folder} is not a finished run (no {METRICS}); rerun the same ebmc-train command "
                          "to finish or resume it")
-    record = json.loads((folder / CONFIG).read_text())
-    cfg = from_dict(record["config"])
-    opened = store if isinstance(store, Store) else open_store(store or record["store"]["path"])
+    record = read_record(folder)
+    cfg = record.run_config()
+    opened = store if isinstance(store, Store) else open_store(store or record.store_path)
     device = torch.device(device)
     data = load_data(opened, cfg.data, device)
-    if data.fingerprints != record["store"]["fingerprints"]:
+    if data.fingerprints != record.fingerprints:
         raise StoreError(f"{opened.root} does not hold the features run {folder} was trained on",
-                         [f"{m}: run used {record['store']['fingerprints'].get(m)}, store has {fp}"
-                          for m, fp in data.fingerprints.items() if record["store"]["fingerprints"].get(m) != fp])
+                         [f"{m}: run used {record.fingerprints.get(m)}, store has {fp}"
+                          for m, fp in data.fingerprints.items() if record.fingerprints.get(m) != fp])
     use_family(data, cfg)
-    model = EBMC(cfg.model, data.dims, data.task, cfg.loss).to(device)
+    model = make_model(cfg, data)
     model.load_state_dict(torch.load(folder / MODEL, map_location=device, weights_only=True))
     return model.eval(), cfg, data

@@ -23,8 +23,7 @@ from mmsdk import mmdatasdk
 from ebmc.store import SPLITS, Store, open_store
 from ebmc.store import atomic
 from ebmc.store.errors import raise_if
-from ebmc.extract.importers.csd import quiet_sdk
-from ebmc.extract.importers.mmsa import video_of
+from ebmc.extract.formats import quiet_sdk, video_of
 
 
 def _video_ids(table: pd.DataFrame) -> list[str]:

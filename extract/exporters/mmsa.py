@@ -16,7 +16,7 @@ import numpy as np
 from ebmc.store import MODALITIES, SPLITS, Store, StoreError, open_store
 from ebmc.store import atomic
 from ebmc.extract.align import ALIGNED
-from ebmc.extract.importers.mmsa import EXTRA_COLUMNS, LENGTH_KEYS, TEXT_BERT_PARTS
+from ebmc.extract.formats import EXTRA_COLUMNS, LENGTH_KEYS, TEXT_BERT_PARTS
 
 
 def _as(values, key: str, dtypes: dict, shapes: dict):

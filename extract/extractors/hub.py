@@ -1,4 +1,7 @@
-"""Hugging Face hub model ids (``bert-base-uncased``, ``org/name@revision``) resolved in the local hub cache only, to a snapshot folder and its commit."""
+"""Hugging Face hub model ids (``bert-base-uncased``, ``org/name@revision``) resolved in the local hub cache only.
+
+An id resolves to a snapshot folder and its commit.
+"""
 from __future__ import annotations
 
 import re

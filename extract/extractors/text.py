@@ -14,7 +14,8 @@ import numpy as np
 from ebmc.store.fingerprint import update_from_file
 
 from ..align import pool_words
-from .base import ExtractionError, Extractor, Result, Segment, tool_versions
+from ..types import ExtractionError, Result, Segment
+from .base import Extractor, tool_versions
 from .hub import is_hub_id, resolve_hub_model, snapshot_revision
 
 log = logging.getLogger(__name__)

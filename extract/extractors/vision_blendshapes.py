@@ -13,7 +13,8 @@ from ebmc.store.errors import raise_if
 from ebmc.store.fingerprint import update_from_file
 
 from ..media import SampledFrames
-from .base import Extractor, Result, Segment
+from ..types import Result, Segment
+from .base import Extractor
 from .vision_landmarks import native_stderr_to_log
 
 log = logging.getLogger(__name__)

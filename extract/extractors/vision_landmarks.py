@@ -11,7 +11,8 @@ from typing import ClassVar, Iterator
 import numpy as np
 
 from ..media import SampledFrames
-from .base import Extractor, Result, Segment
+from ..types import Result, Segment
+from .base import Extractor
 
 log = logging.getLogger(__name__)
 

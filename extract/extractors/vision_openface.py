@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, ClassVar
 import numpy as np
 
 from ..media import resolve_span
-from .base import ExtractionError, Extractor, Result, Segment
+from ..types import ExtractionError, Result, Segment
+from .base import Extractor
 
 if TYPE_CHECKING:  # pandas loads only when a CSV is read
     import pandas as pd

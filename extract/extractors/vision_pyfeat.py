@@ -6,7 +6,8 @@ from typing import TYPE_CHECKING, ClassVar
 import numpy as np
 
 from ..media import SampledFrames
-from .base import Extractor, Result, Segment
+from ..types import Result, Segment
+from .base import Extractor
 
 if TYPE_CHECKING:  # a py-feat result table; pandas comes with py-feat
     import pandas as pd

@@ -12,7 +12,7 @@ import logging
 import sys
 from typing import Sequence
 
-from ebmc.store import StoreError
+from ebmc.store import EbmcError
 
 COMMANDS = {
     "mmsa": ("ebmc.extract.importers.mmsa", "MMSA aligned_50.pkl / unaligned_50.pkl (MOSI, MOSEI, SIMS, SIMSv2)"),
@@ -27,7 +27,7 @@ def dispatch(prog: str, description: str, commands: dict[str, tuple[str, str]],
              argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` for ``prog``, import only the chosen subcommand's module and run it.
 
-    Returns the exit code: the module's, 1 for a StoreError (printed to stderr), 2 for a
+    Returns the exit code: the module's, 1 for an EbmcError (printed to stderr), 2 for a
     subcommand whose module cannot be imported.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -52,7 +52,7 @@ def dispatch(prog: str, description: str, commands: dict[str, tuple[str, str]],
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:
         return int(module.run(args) or 0)
-    except StoreError as e:
+    except EbmcError as e:
         print(f"{prog} {args.command}: {e}", file=sys.stderr)
         return 1
 

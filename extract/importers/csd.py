@@ -11,13 +11,10 @@ extra array ``intervals`` ``(T_i, 2)`` (seconds). A segment without rows has tha
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib.resources
-import io
 import json
 import logging
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -28,6 +25,8 @@ from ebmc.store import MODALITIES, SPLITS, ModalityData, StoreError, open_store,
 from ebmc.store.errors import raise_if
 from ebmc.store.fingerprint import file_sha256
 
+from ..formats import quiet_sdk
+
 log = logging.getLogger(__name__)
 
 VERSION = 1
@@ -35,19 +34,6 @@ FOLDS_DIR = importlib.resources.files("ebmc.manifests") / "folds"  # repo folder
 STANDARD_FOLDS = {"mosi": "cmu_mosi.json", "mosei": "cmu_mosei.json"}
 # column order of the CMU-MOSEI labels sequence (All Labels)
 MOSEI_LABEL_NAMES = ("sentiment", "happy", "sad", "anger", "surprise", "disgust", "fear")
-
-
-@contextlib.contextmanager
-def quiet_sdk() -> Iterator[io.StringIO]:
-    """Keep mmsdk's coloured logs (stdout) and progress bars (stderr) out of our output; they go to
-    the debug log instead."""
-    buffer = io.StringIO()
-    try:
-        with contextlib.redirect_stdout(buffer), contextlib.redirect_stderr(buffer):
-            yield buffer
-    finally:
-        if buffer.getvalue():
-            log.debug("mmsdk: %s", buffer.getvalue().strip())
 
 
 class CSDFile:
@@ -126,7 +112,8 @@ def _check_sequence(name: str, csd: CSDFile, problems: list[str]) -> None:
                             "import an embedding sequence (e.g. glove_vectors), not words")
             return
         if len(iv.shape) != 2 or iv.shape[1] != 2 or iv.shape[0] != feats.shape[0]:
-            problems.append(f"{csd.path} ({name}): video {vid!r} has intervals {iv.shape} for features {feats.shape}; expected (R, 2) and (R, d)")
+            problems.append(f"{csd.path} ({name}): video {vid!r} has intervals {iv.shape} for features "
+                            f"{feats.shape}; expected (R, 2) and (R, d)")
         dims.setdefault(feats.shape[1:], []).append(vid)
     if len(dims) > 1:
         detail = "; ".join(f"{d} in {v[:3]}" for d, v in dims.items())

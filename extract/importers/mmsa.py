@@ -24,27 +24,16 @@ from ebmc.store.errors import raise_if
 from ebmc.store.fingerprint import file_sha256
 from ebmc.store.flags import add_dataclass_flags, dataclass_from_args
 
+from ..formats import EXTRA_COLUMNS, ID_SEPARATOR, LENGTH_KEYS, REQUIRED_KEYS, TEXT_BERT_PARTS
 from .unpickle import UnpickleLimits, restricted_load
 
 
 VERSION = 1
-REQUIRED_KEYS = ("id", "raw_text", "text", "audio", "vision", "regression_labels")
-# MMSA key -> utterance-table column, for per-sample values kept beside the main label
-EXTRA_COLUMNS = {"classification_labels": "classification_label", "regression_labels_T": "label_text",
-                 "regression_labels_A": "label_audio", "regression_labels_V": "label_vision"}
-LENGTH_KEYS = {"audio": "audio_lengths", "vision": "vision_lengths"}
-TEXT_BERT_PARTS = ("token_ids", "attention_mask", "segment_ids")  # the 3 rows of text_bert, in order
-ID_SEPARATOR = "$_$"  # MMSA ids are "<video id>$_$<clip id>"
 
 # SHA-256 of the files MMSA publishes, by file name. None are recorded yet: add an entry only
 # when copied verbatim from MMSA's own release notes, never from memory. Until then --sha256
 # verifies a file against a hash the user supplies.
 KNOWN_HASHES: dict[str, str] = {}
-
-
-def video_of(utterance_id: str) -> str:
-    """The video part of an utterance id: before MMSA's ``$_$`` and before a segment index ``[k]`` (MulT, CSD)."""
-    return utterance_id.split(ID_SEPARATOR)[0].split("[")[0]
 
 
 def _shape(x: Any) -> tuple:
@@ -93,7 +82,8 @@ def check_mmsa(data: Any, where: str) -> list[str]:
                 bad = np.flatnonzero((lengths > T) | (lengths < 0))
                 if len(bad):
                     ids = [str(part["id"][i]) for i in bad[:5]]
-                    problems.append(f"{here}[{key!r}]: {len(bad)} lengths beyond the padded size {T} of {m!r} (or negative), samples {bad[:5].tolist()} ids {ids}")
+                    problems.append(f"{here}[{key!r}]: {len(bad)} lengths beyond the padded size {T} of {m!r} "
+                                    f"(or negative), samples {bad[:5].tolist()} ids {ids}")
         for key in ("regression_labels", *EXTRA_COLUMNS):
             if key in part and _shape(part[key])[:1] == (n,):
                 values = np.asarray(part[key], dtype=np.float64).reshape(n, -1)

@@ -20,7 +20,7 @@ from ebmc.store.errors import raise_if
 from ebmc.store.fingerprint import file_sha256
 from ebmc.store.flags import add_dataclass_flags, dataclass_from_args
 
-from .mmsa import video_of
+from ..formats import video_of
 from .unpickle import UnpickleLimits, restricted_load
 
 VERSION = 1

@@ -27,7 +27,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ebmc.store import StoreError
-from ebmc.store.flags import setting
+from ebmc.store.fingerprint import setting
 
 # (module, name) pairs a data pickle legitimately needs. numpy >= 2 writes ``numpy._core``;
 # numpy 1.x writes ``numpy.core``; both resolve to the same functions.

@@ -14,8 +14,9 @@ import time
 import numpy as np
 
 from ebmc.extract import pipeline, workers
-from ebmc.extract.extractors.base import ExtractionError, Extractor, Result, Segment
-from ebmc.store.fingerprint import run_only
+from ebmc.extract.extractors.base import Extractor
+from ebmc.extract.types import ExtractionError, Result, Segment
+from ebmc.store.fingerprint import setting
 
 CALLS: collections.Counter = collections.Counter()  # modality -> extract() calls in this process
 EXTRACTED: list[tuple[str, str]] = []  # (modality, utterance_id) in call order
@@ -24,8 +25,8 @@ EXTRACTED: list[tuple[str, str]] = []  # (modality, utterance_id) in call order
 @dataclasses.dataclass(frozen=True)
 class CountingConfig:
     scale: float = 1.0
-    batch_size: int = run_only(4)
-    delay: float = run_only(0.0)  # seconds per utterance, for kill -9 tests
+    batch_size: int = setting(4, "utterances per batch", run_only=True)
+    delay: float = setting(0.0, "seconds per utterance", run_only=True)  # seconds per utterance, for kill -9 tests
 
 
 class CountingExtractor(Extractor):

@@ -5,7 +5,7 @@ import numpy as np
 
 from ebmc.extract.align import aligned_data, pool_words, span_means
 from ebmc.extract.extractors import TextConfig, make_extractor
-from ebmc.extract.extractors.base import Result, Segment
+from ebmc.extract.types import Result, Segment
 from ebmc.store import ModalityData
 
 

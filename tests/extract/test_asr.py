@@ -7,7 +7,7 @@ import pytest
 from ebmc.extract import asr as asr_module
 from ebmc.extract.asr import AsrConfig, AsrJobs, WhisperAsr, word_error_rate
 from ebmc.extract.extractors import AudioConfig, make_extractor
-from ebmc.extract.extractors.base import Segment
+from ebmc.extract.types import Segment
 from ebmc.extract import cache
 
 SPOKEN = "Hello, this is a test of multimodal sentiment analysis."  # what media_fixtures.build_media speaks

@@ -88,7 +88,8 @@ def test_labelled_manifest_without_transcripts_extracts_and_trains(videos, tmp_p
     assert cli.main(base + ["--out", str(tmp_path / "s"), "--commit"]) == 0
     sharded = open_store(tmp_path / "s" / "videos")
     assert sharded.fingerprints() == store.fingerprints()
-    assert open_store(tmp_path / "s" / "videos", "aligned").fingerprints() == open_store(tmp_path / "f" / "videos", "aligned").fingerprints()
+    assert (open_store(tmp_path / "s" / "videos", "aligned").fingerprints()
+            == open_store(tmp_path / "f" / "videos", "aligned").fingerprints())
 
     tiny = ["--model.hidden_dim", "8", "--model.max_steps", "4", "--model.encoder_layers", "1", "--model.encoder_heads", "2",
             "--model.encoder_ff_mult", "1", "--train.batch_size", "4", "--train.stage1_epochs", "1",

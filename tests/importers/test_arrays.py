@@ -180,8 +180,8 @@ def _break(m: pd.DataFrame, folder: Path, case: str) -> tuple[pd.DataFrame, dict
 
 
 CASES = ["missing file", "dimension", "label does not parse", "empty split", "class absent from train",
-         "duplicate ids", "escaping path", "absolute path", "bad split value", "bad shape", "unreadable file", "unreadable npz", "infinite label", "no modality",
-         "mixed labels", "multilabel not 0/1"]
+         "duplicate ids", "escaping path", "absolute path", "bad split value", "bad shape", "unreadable file",
+         "unreadable npz", "infinite label", "no modality", "mixed labels", "multilabel not 0/1"]
 
 
 @pytest.mark.parametrize("case", CASES)

@@ -33,7 +33,8 @@ def write_raw_csd(path, root, entries):
 
 def test_segments_take_every_overlapping_row(tmp_path, capfd):
     vid = VIDEOS["train"][0]
-    labels = write_raw_csd(tmp_path / "labels.csd", "L", {vid: (np.array([[0.0, 2.0], [2.0, 5.0], [9.0, 10.0]]), np.array([[1.5], [-2.0], [0.5]]))})
+    labels = write_raw_csd(tmp_path / "labels.csd", "L",
+                           {vid: (np.array([[0.0, 2.0], [2.0, 5.0], [9.0, 10.0]]), np.array([[1.5], [-2.0], [0.5]]))})
     audio_iv = np.stack([np.arange(0, 6, 0.5), np.arange(0.5, 6.5, 0.5)], 1)  # 12 rows of 0.5 s up to 6 s
     audio = write_raw_csd(tmp_path / "audio.csd", "A", {vid: (audio_iv, np.arange(24.0).reshape(12, 2))})
     words = write_raw_csd(tmp_path / "text.csd", "T", {vid: (np.array([[0.0, 1.0], [1.5, 2.5], [3.0, 4.0]]), np.eye(3))})
@@ -143,7 +144,8 @@ def test_bad_csd_inputs_are_listed_at_once(tmp_path):
     vid = VIDEOS["train"][0]
     labels = write_raw_csd(tmp_path / "labels.csd", "L", {vid: (np.array([[0.0, 1.0]]), np.array([[np.nan]])),
                                                           "not_in_folds": (np.array([[0.0, 1.0]]), np.array([[1.0]]))})
-    audio = write_raw_csd(tmp_path / "audio.csd", "A", {vid: (np.zeros((2, 2)), np.zeros((2, 3))), "x": (np.zeros((1, 2)), np.zeros((1, 4)))})
+    audio = write_raw_csd(tmp_path / "audio.csd", "A",
+                          {vid: (np.zeros((2, 2)), np.zeros((2, 3))), "x": (np.zeros((1, 2)), np.zeros((1, 4)))})
     words = write_raw_csd(tmp_path / "words.csd", "W", {vid: (np.zeros((1, 2)), np.array([[b"hello"]]))})
     with pytest.raises(StoreError) as err:
         import_csd(labels, {"audio": audio, "text": words}, "mosi", tmp_path / "out")

@@ -61,9 +61,9 @@ def test_fingerprint_follows_the_file_content_not_its_path(tmp_path):
     a = write_pickle(tmp_path / "a.pkl", mmsa_data(seed=1))
     b = write_pickle(tmp_path / "b.pkl", mmsa_data(seed=1))
     c = write_pickle(tmp_path / "c.pkl", mmsa_data(seed=2))
-    fps = [import_mmsa(p, tmp_path / p.stem) and open_store(tmp_path / p.stem).fingerprints() for p in (a, b, c)]
-    assert fps[0] == fps[1]
-    assert all(fps[0][m] != fps[2][m] for m in fps[0])
+    fingerprints = [import_mmsa(p, tmp_path / p.stem) and open_store(tmp_path / p.stem).fingerprints() for p in (a, b, c)]
+    assert fingerprints[0] == fingerprints[1]
+    assert all(fingerprints[0][m] != fingerprints[2][m] for m in fingerprints[0])
 
 
 def test_every_bad_input_is_listed_at_once(tmp_path):

@@ -3,7 +3,7 @@ import dataclasses
 
 import pytest
 
-from ebmc.store.fingerprint import canonical_json, fingerprint, run_only, semantic_dict
+from ebmc.store.fingerprint import canonical_json, fingerprint, semantic_dict, setting
 
 
 @dataclasses.dataclass(frozen=True)
@@ -17,8 +17,8 @@ class Config:
     size: int = 3
     names: tuple = ("a", "b")
     inner: Inner = Inner()
-    workers: int = run_only(1)
-    device: str = run_only("cpu")
+    workers: int = setting(1, "worker processes", run_only=True)
+    device: str = setting("cpu", "device", run_only=True)
 
 
 CHANGES = {"model": "bert", "size": 4, "names": ("a",), "inner": Inner(0.25)}

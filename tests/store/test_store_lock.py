@@ -15,7 +15,8 @@ def _write(root, seed):
                 features={"audio": ModalityData({"name": "a", "seed": seed}, sequences=ragged(seed=seed))})
 
 
-HOLD = "import sys, time; from ebmc.store.lock import store_lock\nwith store_lock(sys.argv[1]):\n    print('held', flush=True); time.sleep(60)"
+HOLD = ("import sys, time; from ebmc.store.lock import store_lock\n"
+        "with store_lock(sys.argv[1]):\n    print('held', flush=True); time.sleep(60)")
 
 
 def test_a_second_writer_is_refused_with_the_holders_pid_host_and_time(tmp_path):

@@ -64,8 +64,10 @@ def test_every_task_trains_both_stages(task, shape):
 def test_extra_padding_does_not_change_outputs():
     model = EBMC(CFG, DIMS, REG).eval()
     batch = make_batch(T=9)
-    pad = lambda d, fill: {m: torch.cat([v, torch.full((v.shape[0], 20, *v.shape[2:]), fill, dtype=v.dtype)], 1)
-                           for m, v in d.items()}
+    def pad(d, fill):
+        return {m: torch.cat([v, torch.full((v.shape[0], 20, *v.shape[2:]), fill, dtype=v.dtype)], 1)
+                for m, v in d.items()}
+
     longer = dataclasses.replace(batch, x=pad(batch.x, 5.0), mask=pad(batch.mask, False))
     a, b = model(batch, 2, model.make_teacher()), model(longer, 2, model.make_teacher())
     assert torch.allclose(a.pred, b.pred, atol=1e-5) and torch.allclose(a.loss, b.loss, atol=1e-5)
@@ -242,7 +244,8 @@ def test_encoder_equals_padded_transformer_in_both_layouts(max_steps, T, packed,
     monkeypatch.setattr(encoder, "packs", lambda device: packed)
     torch.manual_seed(0)
     cfg = ModelConfig(hidden_dim=16, max_steps=max_steps, encoder_layers=2, encoder_heads=4, dropout=0.0)
-    enc = encoder.ModalityEncoder(5, cfg)
+    enc = encoder.ModalityEncoder(5, cfg.hidden_dim, cfg.max_steps, cfg.encoder_heads, cfg.encoder_layers,
+                                  cfg.encoder_ff_mult, cfg.dropout)
     enc.mean.normal_()
     enc.std.uniform_(0.5, 2.0)
     x = torch.randn(6, T, 5)

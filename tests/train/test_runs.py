@@ -15,7 +15,7 @@ from ebmc.train.grid import run_grid
 from ebmc.train.loop import evaluate
 from ebmc.train.model import ModelConfig
 from ebmc.train.runs import execute, load_run, read_history
-from ebmc.train.summary import write_summary
+from ebmc.train.report.summary import write_summary
 
 CFG = RunConfig(data=DataConfig(max_len_audio=30, max_len_vision=30),
                 model=ModelConfig(hidden_dim=8, max_steps=4, encoder_layers=1, encoder_heads=2, encoder_ff_mult=1),

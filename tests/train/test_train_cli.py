@@ -3,6 +3,7 @@ import json
 
 import pytest
 
+from ebmc.store import StoreError
 from ebmc.train.cli import build_parser, main, protocol_config, resolve_config
 
 TINY = ["--model.hidden_dim", "8", "--model.max_steps", "4", "--model.encoder_layers", "1",
@@ -146,6 +147,23 @@ def test_training_docs_list_every_setting_as_generated():
     missing += [f"RunConfig.{f.name} (no flag; explain it in prose)" for f in dataclasses.fields(RunConfig)
                 if f.name not in SECTIONS and f"RunConfig.{f.name}" not in doc]
     assert not missing, "docs/training.md is out of date; regenerate its table:\n" + "\n".join(missing)
+
+
+@pytest.mark.parametrize("error, exit_code", [(StoreError("bad store", ["row 3"]), 2), (ValueError("a bug"), None)])
+def test_train_cli_reports_bad_input_and_lets_bugs_through(tmp_path, monkeypatch, capsys, error, exit_code):
+    from ebmc.train import grid
+
+    def fail(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(grid, "run_grid", fail)
+    argv = [str(tmp_path), "--out", str(tmp_path / "runs"), "--train.device", "cpu", "--no-progress"]
+    if exit_code is None:
+        with pytest.raises(ValueError, match="a bug"):
+            main(argv)
+    else:
+        assert main(argv) == exit_code
+        assert "row 3" in capsys.readouterr().err
 
 
 if __name__ == "__main__":

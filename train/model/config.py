@@ -4,8 +4,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Literal
 
-from ebmc.store.fingerprint import run_only
-from ebmc.store.flags import setting
+from ebmc.store.errors import ConfigError, raise_if
+from ebmc.store.fingerprint import setting
 
 # --model.preset: a named starting point for the architecture; settings given explicitly override it.
 # "paper" (the defaults): the 6.4M-parameter offline EBMC of the paper's Table 6 / App. A.4 (6,384,400
@@ -22,13 +22,13 @@ MODEL_PRESETS: dict[str, dict[str, Any]] = {
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    """Architecture and module switches of EBMC (docs spec sections 2 and 3)."""
+    """Architecture and module switches of EBMC (docs/decisions.md, Model)."""
 
     # run-only: after ``model_config`` every value it implies is explicit in the other fields
-    preset: Literal["paper", "small"] = run_only("paper", metadata={
-        "help": "starting point of the architecture; explicit --model.* settings override it. paper: the "
-                "paper's 6.4M-parameter offline model (H 256, 2 layers, feed-forward 3H, 8 heads); small: "
-                "H 128, feed-forward 4H, 4 heads (1.86M parameters on MOSI)"})
+    preset: Literal["paper", "small"] = setting(
+        "paper", "starting point of the architecture; explicit --model.* settings override it. paper: the "
+                 "paper's 6.4M-parameter offline model (H 256, 2 layers, feed-forward 3H, 8 heads); small: "
+                 "H 128, feed-forward 4H, 4 heads (1.86M parameters on MOSI)", run_only=True)
     hidden_dim: int = setting(256, "width H of every modality representation z_m and of the heads")
     max_steps: int = setting(50, "longest sequence the Transformer sees: longer inputs are mean-pooled "
                                 "over equal runs of valid frames down to at most this many steps")
@@ -73,8 +73,7 @@ class ModelConfig:
                 problems.append(f"--model.{name} = {getattr(self, name)}: must be >= 0")
         if self.preset not in MODEL_PRESETS:
             problems.append(f"--model.preset = {self.preset!r}: use one of {', '.join(MODEL_PRESETS)}")
-        if problems:
-            raise ValueError("invalid ModelConfig:\n" + "\n".join(f"  - {p}" for p in problems))
+        raise_if(problems, "invalid ModelConfig", ConfigError)
 
 
 def model_config(values: dict[str, Any]) -> ModelConfig:
@@ -99,5 +98,4 @@ class LossConfig:
     def __post_init__(self) -> None:
         problems = [f"--loss.{f.name} = {getattr(self, f.name)}: must be >= 0"
                     for f in dataclasses.fields(self) if getattr(self, f.name) < 0]
-        if problems:
-            raise ValueError("invalid LossConfig:\n" + "\n".join(f"  - {p}" for p in problems))
+        raise_if(problems, "invalid LossConfig", ConfigError)

@@ -1,4 +1,4 @@
-"""The EBMC model (paper Sec. 3, docs spec section 2): encoders, MSD, CCE, trust fusion, EMC and IMTD losses."""
+"""The EBMC model (paper Sec. 3; docs/decisions.md, Model): encoders, MSD, CCE, trust fusion, EMC and IMTD losses."""
 from __future__ import annotations
 
 import copy
@@ -7,8 +7,9 @@ import dataclasses
 import torch
 from torch import Tensor, nn
 
+from ebmc.store.errors import format_problems
 from ebmc.store.schema import MODALITIES
-from ..batch import Batch, TaskSpec
+from ..batch import MIN_STD, Batch, TaskSpec
 from ..losses import (disentangle, info_nce, masked_mean, multi_present, spread, task_loss,
                       unimodal_loss, unimodal_prediction)
 from .cce import CCE
@@ -20,8 +21,6 @@ from .msd import MSD
 
 # Every unweighted term ModelOutput.terms carries (0 when switched off or not in this stage).
 TERM_NAMES = ("task", "inv", "dis", "uni", "msd", "cce_rec", "cce_task", "cce", "gap", "grad_pen", "emc", "imtd")
-# Standard deviations below this are treated as 1: a constant feature carries no information.
-MIN_STD = 1e-6
 
 
 @dataclasses.dataclass
@@ -67,14 +66,15 @@ class EBMC(nn.Module):
         elif task.kind != "regression" and task.n_outputs < (2 if task.kind == "classification" else 1):
             problems.append(f"{task.kind} task has {task.n_outputs} outputs: set n_classes / label_names")
         if problems:
-            raise ValueError("cannot build EBMC:\n" + "\n".join(f"  - {p}" for p in problems))
+            raise ValueError(format_problems("cannot build EBMC:", problems))
         self.cfg, self.loss_cfg, self.task = cfg, loss, task
         self.modalities = tuple(dims)
         self.dims = dict(dims)
         H, K = cfg.hidden_dim, task.n_outputs
         uni_out = {"regression": 2, "classification": K, "multilabel": 2 * K}[task.kind]
         fused_out = {"regression": 1, "classification": K, "multilabel": 2 * K}[task.kind]
-        self.encoders = nn.ModuleDict({m: ModalityEncoder(d, cfg) for m, d in dims.items()})
+        self.encoders = nn.ModuleDict({m: ModalityEncoder(d, H, cfg.max_steps, cfg.encoder_heads, cfg.encoder_layers,
+                                                          cfg.encoder_ff_mult, cfg.dropout) for m, d in dims.items()})
         self.msd = MSD(self.modalities, H, uni_out, cfg.dropout)
         self.cce = CCE(self.modalities, H, cfg.dropout, cfg.cce_noise_std) if cfg.use_cce else None
         self.fusion_hidden = nn.Sequential(nn.Linear(len(dims) * H, H), nn.GELU(), nn.Dropout(cfg.dropout))
@@ -94,7 +94,7 @@ class EBMC(nn.Module):
                 elif not torch.isfinite(torch.as_tensor(stats[m])).all():
                     problems.append(f"{name}[{m!r}] has non-finite values: compute it on finite frames")
         if problems:
-            raise ValueError("set_input_stats:\n" + "\n".join(f"  - {p}" for p in problems))
+            raise ValueError(format_problems("set_input_stats:", problems))
         for m in self.modalities:
             enc = self.encoders[m]
             s = torch.as_tensor(std[m], dtype=enc.std.dtype, device=enc.std.device)
@@ -115,7 +115,7 @@ class EBMC(nn.Module):
                 problems.append(f"modality {m!r} has feature dim {batch.x[m].shape[-1]}, the model was built "
                                 f"for {self.dims[m]}: rebuild the model for this store")
         if problems:
-            raise ValueError("batch does not fit the model:\n" + "\n".join(f"  - {p}" for p in problems))
+            raise ValueError(format_problems("batch does not fit the model:", problems))
         zs, present = [], []
         for m in self.modalities:
             here = batch.present[m].bool() & batch.mask[m].any(1)

@@ -16,7 +16,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .config import ModelConfig
 from .dropout import dropout
 
 
@@ -68,20 +67,21 @@ class ModalityEncoder(nn.Module):
     initialisation and state-dict keys); ``forward`` runs them on the pooled step grid (see module docstring).
     """
 
-    def __init__(self, in_dim: int, cfg: ModelConfig):
+    def __init__(self, in_dim: int, hidden_dim: int, max_steps: int, heads: int, layers: int, ff_mult: int,
+                 dropout: float):
         super().__init__()
-        H = cfg.hidden_dim
-        self.max_steps = cfg.max_steps
-        self.heads = cfg.encoder_heads
-        self.dropout = cfg.dropout
+        H = hidden_dim
+        self.max_steps = max_steps
+        self.heads = heads
+        self.dropout = dropout
         # Train-split statistics, set by EBMC.set_input_stats; identity until then.
         self.register_buffer("mean", torch.zeros(in_dim))
         self.register_buffer("std", torch.ones(in_dim))
         self.proj = nn.Linear(in_dim, H)
-        self.pos = nn.Parameter(torch.randn(cfg.max_steps, H) * 0.02)
-        layer = nn.TransformerEncoderLayer(H, cfg.encoder_heads, cfg.encoder_ff_mult * H, cfg.dropout,
+        self.pos = nn.Parameter(torch.randn(max_steps, H) * 0.02)
+        layer = nn.TransformerEncoderLayer(H, heads, ff_mult * H, dropout,
                                            activation="gelu", batch_first=True, norm_first=True)
-        self.layers = nn.TransformerEncoder(layer, cfg.encoder_layers, enable_nested_tensor=False)
+        self.layers = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(H)
 
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:

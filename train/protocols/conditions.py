@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 from pathlib import Path
 from typing import Sequence
@@ -11,9 +10,9 @@ import torch
 
 from ebmc.store import Store, open_store
 
-from ..config import DataConfig, RunConfig, from_dict
+from ..config import DataConfig, RunConfig
 from ..data import load_data
-from ..runs import CONFIG, execute
+from ..runs import execute, read_record
 from .missing import condition_name, condition_run_dir, conditions
 
 log = logging.getLogger(__name__)
@@ -42,10 +41,10 @@ def train_conditions(store: str | Path | Store, run_dirs: Sequence[str | Path], 
     opened = store if isinstance(store, Store) else open_store(store)
     jobs: dict[DataConfig, list[tuple[Path, tuple[str, ...], RunConfig]]] = {}
     for run in map(Path, run_dirs):
-        record = json.loads((run / CONFIG).read_text())
-        cfg = from_dict(record["config"])
+        record = read_record(run)
+        cfg = record.run_config()
         # the run's modalities are the ones it read features of (data.modalities may be "all": ())
-        for subset in conditions(list(record["store"]["fingerprints"])):
+        for subset in conditions(list(record.fingerprints)):
             sub_cfg = condition_config(cfg, subset, mode)
             jobs.setdefault(sub_cfg.data, []).append((run, subset, sub_cfg))
     rows = []

@@ -8,7 +8,7 @@ from typing import Sequence
 from ebmc.store import atomic
 
 from . import figures, tables
-from .collect import Group, collect
+from .collect import RunGroup, collect
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ DISCLOSURE = (
     "the presets used are listed under Settings.")
 
 
-def _notes(groups: list[Group]) -> list[str]:
+def _notes(groups: list[RunGroup]) -> list[str]:
     """Protocol settings that a reader needs next to the numbers (from the result files)."""
     presets = sorted({run.config.get("config", {}).get("model", {}).get("preset", "not recorded")
                       for g in groups for run in g.runs})

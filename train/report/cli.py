@@ -5,7 +5,7 @@ import argparse
 import logging
 import sys
 
-from ebmc.store import StoreError
+from ebmc.store import EbmcError
 
 from .build import build_report
 
@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("several RUNS_DIRs are compared into one report: give --out DIR")
     try:
         path = build_report(args.runs_dirs, args.out)
-    except StoreError as e:
+    except EbmcError as e:
         print(f"ebmc-report: {e}", file=sys.stderr)
         return 2
     print(path)

@@ -28,7 +28,7 @@ class Run:
 
 
 @dataclasses.dataclass
-class Group:
+class RunGroup:
     """The seeds of one (runs folder, dataset, ablation); ``source`` labels the folder in comparisons."""
 
     source: str
@@ -87,7 +87,7 @@ def source_labels(roots: list[Path]) -> list[str]:
     return names if len(set(names)) == len(names) else [str(r) for r in roots]
 
 
-def collect(roots: list[str | Path]) -> list[Group]:
+def collect(roots: list[str | Path]) -> list[RunGroup]:
     """Every run ``<root>/<dataset>/<ablation>/seed-<N>/`` of every root, grouped over seeds.
 
     Groups keep the order of ``roots``, then datasets sorted, the full model first, the paper's ablations
@@ -96,7 +96,7 @@ def collect(roots: list[str | Path]) -> list[Group]:
     """
     roots = [Path(r) for r in roots]
     problems = [f"{r}: not a folder; pass a folder made by ebmc-train --out" for r in roots if not r.is_dir()]
-    groups: list[Group] = []
+    groups: list[RunGroup] = []
     for root, label in zip(roots, source_labels(roots)):
         if not root.is_dir():
             continue
@@ -112,7 +112,7 @@ def collect(roots: list[str | Path]) -> list[Group]:
         # the full model first, then the paper's ablations in their order, then other overrides by name
         rank = lambda key: (key[0], list(ABLATIONS).index(key[1]) if key[1] in ABLATIONS else len(ABLATIONS), key[1])  # noqa: E731
         for (dataset, ablation), runs in sorted(by_key.items(), key=lambda kv: rank(kv[0])):
-            groups.append(Group(label, dataset, ablation, sorted(runs, key=lambda r: r.seed)))
+            groups.append(RunGroup(label, dataset, ablation, sorted(runs, key=lambda r: r.seed)))
     if problems:
         raise StoreError("cannot build the report", problems)
     return groups

@@ -12,7 +12,7 @@ import numpy as np  # noqa: E402
 
 from ebmc.store import StoreError  # noqa: E402
 from ..ablations import SWEEP_WEIGHTS  # noqa: E402
-from .collect import Group  # noqa: E402
+from .collect import RunGroup  # noqa: E402
 from .tables import F1_KEY, display_scale, header, mean_std, row_label  # noqa: E402
 from .tsne import tsne  # noqa: E402
 
@@ -30,7 +30,7 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def _curve_figure(groups: list[Group], protocol: str, xlabel: str, title: str, path: Path,
+def _curve_figure(groups: list[RunGroup], protocol: str, xlabel: str, title: str, path: Path,
                   comparison: bool) -> Path | None:
     """One panel per metric: mean over seeds against the rate, a band of ± one sample std."""
     have = [(g, g.results(protocol)) for g in groups if g.results(protocol)]
@@ -56,19 +56,19 @@ def _curve_figure(groups: list[Group], protocol: str, xlabel: str, title: str, p
     return _save(fig, path)
 
 
-def missing_rate_figure(groups: list[Group], path: Path, comparison: bool) -> Path | None:
+def missing_rate_figure(groups: list[RunGroup], path: Path, comparison: bool) -> Path | None:
     """Fig. 7/8: metrics against the random modality-missing rate."""
     return _curve_figure(groups, "missing_rate", "missing rate r",
                          "Random modality missingness (Fig. 7/8): each (sample, modality) absent with probability r", path, comparison)
 
 
-def frame_drop_figure(groups: list[Group], path: Path, comparison: bool) -> Path | None:
+def frame_drop_figure(groups: list[RunGroup], path: Path, comparison: bool) -> Path | None:
     """Intra-modality missingness: metrics against the frame/token drop rate (Table 5's rates)."""
     return _curve_figure(groups, "frame_drop", "drop rate p",
                          "Intra-modality missingness (Table 5): each valid frame/token dropped with probability p", path, comparison)
 
 
-def embedding_figure(groups: list[Group], path: Path, comparison: bool) -> Path | None:
+def embedding_figure(groups: list[RunGroup], path: Path, comparison: bool) -> Path | None:
     """Fig. 3: t-SNE of the fused representations of each group's first seed, coloured by label."""
     have = [(g, g.results("embedding")[0]) for g in groups if g.results("embedding")]
     if not have:
@@ -96,7 +96,7 @@ def embedding_figure(groups: list[Group], path: Path, comparison: bool) -> Path 
     return _save(fig, path)
 
 
-def contribution_figure(groups: list[Group], path: Path, comparison: bool) -> Path | None:
+def contribution_figure(groups: list[RunGroup], path: Path, comparison: bool) -> Path | None:
     """Fig. 4: share of the fusion per modality, and the metric lost when each modality is removed."""
     have = [(g, g.results("contribution")) for g in groups if g.results("contribution")]
     if not have:
@@ -130,7 +130,7 @@ def _loss_weight(config: dict, name: str):
     return config.get("config", {}).get("loss", {}).get(name)
 
 
-def sensitivity_figure(groups: list[Group], path: Path, comparison: bool) -> Path | None:
+def sensitivity_figure(groups: list[RunGroup], path: Path, comparison: bool) -> Path | None:
     """Fig. 6: test metrics against each loss weight; points are the ``<weight>=<value>`` runs and
     the full model at its configured value (values read from each run's config.json)."""
     sweeps = [g for g in groups if SWEEP.match(g.ablation) and g.results("full")]
@@ -163,7 +163,7 @@ def sensitivity_figure(groups: list[Group], path: Path, comparison: bool) -> Pat
     return _save(fig, path)
 
 
-def training_figure(groups: list[Group], path: Path, comparison: bool) -> Path | None:
+def training_figure(groups: list[RunGroup], path: Path, comparison: bool) -> Path | None:
     """Training curves from history.csv: training loss and the validation selection metric per
     epoch (stage II continues the epoch axis), mean over seeds."""
     have = [g for g in groups if all(r.history for r in g.runs)]

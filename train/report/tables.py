@@ -5,7 +5,7 @@ import math
 from typing import Sequence
 
 from ..ablations import EMC_ABLATIONS, LABELS, MODULE_ABLATIONS
-from .collect import Group
+from .collect import RunGroup
 
 # Display of every metric ebmc.train.metrics writes: (header, scale, decimals). Accuracies and F1
 # are shown in percent as in the paper; per-class / per-label F1 and accuracies get headers built
@@ -54,14 +54,19 @@ def mean_std(values: Sequence[float]) -> tuple[float, float, int]:
     return mean, std, n
 
 
-def cell(key: str, values: Sequence[float]) -> str:
-    """``mean ± std`` of one metric over seeds in its display unit; ``–`` when no seed has it."""
-    if not values:
+def format_stat(key: str, mean: float, std: float, n: int) -> str:
+    """``mean ± std`` over ``n`` seeds in the metric's display unit: the mean alone for one seed,
+    ``–`` for none; a NaN shows as ``nan`` (never dropped)."""
+    if n == 0:
         return "–"
-    mean, std, n = mean_std(values)
     scale, dec = display_scale(key)
     text = f"{mean * scale:.{dec}f}"
     return text if n == 1 else f"{text} ± {std * scale:.{dec}f}"
+
+
+def cell(key: str, values: Sequence[float]) -> str:
+    """``mean ± std`` of one metric over seeds in its display unit; ``–`` when no seed has it."""
+    return format_stat(key, *mean_std(values))
 
 
 def markdown(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -70,7 +75,7 @@ def markdown(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
-def row_label(group: Group, comparison: bool) -> str:
+def row_label(group: RunGroup, comparison: bool) -> str:
     """The ablation's paper name, with the runs folder in comparison mode."""
     name = LABELS.get(group.ablation, group.ablation)
     return f"{name} [{group.source}]" if comparison else name
@@ -84,7 +89,7 @@ def metric_keys(results: Sequence[dict]) -> list[str]:
     return [k for k in CATALOGUE if k in seen] + [k for k in seen if k not in CATALOGUE]
 
 
-def _metric_table(groups: list[Group], comparison: bool, pick, keys: Sequence[str] | None = None) -> str | None:
+def _metric_table(groups: list[RunGroup], comparison: bool, pick, keys: Sequence[str] | None = None) -> str | None:
     """One row per group that has results: ``pick(run_result_dicts) -> list of metric dicts``."""
     rows_src = [(g, pick(g)) for g in groups]
     rows_src = [(g, ms) for g, ms in rows_src if ms]
@@ -97,12 +102,12 @@ def _metric_table(groups: list[Group], comparison: bool, pick, keys: Sequence[st
     return markdown(["Model", "n"] + [header(k) for k in keys], rows)
 
 
-def table1(groups: list[Group], comparison: bool) -> str | None:
+def table1(groups: list[RunGroup], comparison: bool) -> str | None:
     """Table 1/2: every metric on the full test set."""
     return _metric_table(groups, comparison, lambda g: [r["metrics"] for r in g.results("full")])
 
 
-def table3(groups: list[Group], comparison: bool) -> str | None:
+def table3(groups: list[RunGroup], comparison: bool) -> str | None:
     """Table 3: F1 under each missing-modality condition and the average over conditions."""
     rows, names = [], None
     for g in groups:
@@ -120,23 +125,23 @@ def table3(groups: list[Group], comparison: bool) -> str | None:
     return markdown(["Model", "n"] + heads + ["Avg."], rows)
 
 
-def _ablation_table(groups: list[Group], comparison: bool, names: Sequence[str], keys: Sequence[str]) -> str | None:
+def _ablation_table(groups: list[RunGroup], comparison: bool, names: Sequence[str], keys: Sequence[str]) -> str | None:
     chosen = [g for n in names for g in groups if g.ablation == n]
     if not any(g.ablation != "full" for g in chosen):
         return None
     return _metric_table(chosen, comparison, lambda g: [r["metrics"] for r in g.results("full")], keys)
 
 
-def table4(groups: list[Group], comparison: bool) -> str | None:
+def table4(groups: list[RunGroup], comparison: bool) -> str | None:
     """Table 4: module ablations (w/o MSD, CCE, EMC, IMTD) against the full model."""
     return _ablation_table(groups, comparison, MODULE_ABLATIONS, ABLATION_KEYS)
 
 
-def table5(groups: list[Group], comparison: bool) -> str | None:
+def table5(groups: list[RunGroup], comparison: bool) -> str | None:
     """Table 5: each metric averaged over the frame-drop rates (per seed, then over seeds)."""
     return _metric_table(groups, comparison, lambda g: [r["mean"] for r in g.results("frame_drop")])
 
 
-def table7(groups: list[Group], comparison: bool) -> str | None:
+def table7(groups: list[RunGroup], comparison: bool) -> str | None:
     """Table 7: EMC energy terms (w/o the norm, the task-loss or the uncertainty term)."""
     return _ablation_table(groups, comparison, EMC_ABLATIONS, EMC_KEYS)

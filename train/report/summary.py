@@ -1,4 +1,4 @@
-"""Across runs: summary.csv and summary.md (mean and sample std over seeds), a pure function of run files."""
+"""Across runs: summary.csv and summary.md (mean and sample std over seeds, as the report), a pure function of run files."""
 from __future__ import annotations
 
 import json
@@ -9,7 +9,8 @@ import pandas as pd
 
 from ebmc.store import atomic
 from ebmc.train.ablations import ABLATIONS, EMC_ABLATIONS, LABELS, MODULE_ABLATIONS
-from ebmc.train.report.tables import display_scale
+from ebmc.train.report.tables import format_stat, markdown, mean_std
+from ebmc.train.runs import METRICS, iter_runs
 
 # Paper layouts: Table 1 (main results), Table 4 (module ablations), Table 7 (EMC energy terms).
 TABLE1 = [("Acc-2", ("acc2_has0", "acc2_non0")), ("F1", ("f1_has0", "f1_non0")), ("Acc-7", ("acc7",)),
@@ -19,25 +20,25 @@ TABLE7 = [("F1", ("f1_has0", "f1_non0")), ("Acc-7", ("acc7",)), ("MAE", ("mae",)
 LOWER_IS_BETTER = {"mae"}
 
 
-def collect(out: str | Path) -> pd.DataFrame:
-    """One row per finished run under ``out``: dataset, task, ablation, seed, split, metric, value."""
+def metric_rows(out: str | Path) -> pd.DataFrame:
+    """One row per metric of each finished run under ``out``: dataset, task, ablation, seed, split, metric, value."""
     rows = []
-    for metrics_file in sorted(Path(out).glob("*/*/seed-*/metrics.json")):
-        record = json.loads((metrics_file.parent / "config.json").read_text())
-        metrics = json.loads(metrics_file.read_text())
+    for run in iter_runs(out):
+        metrics = json.loads((run.folder / METRICS).read_text())
         for split in ("valid", "test"):
             for name, value in metrics[split].items():
-                rows.append({"dataset": record["store"]["dataset"], "task": record["store"]["task"],
-                             "ablation": record["config"]["ablation"], "seed": record["config"]["train"]["seed"],
+                rows.append({"dataset": run.dataset, "task": run.task, "ablation": run.ablation, "seed": run.seed,
                              "split": split, "metric": name, "value": float(value)})
     return pd.DataFrame(rows, columns=["dataset", "task", "ablation", "seed", "split", "metric", "value"])
 
 
 def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
-    """Mean, sample std (ddof 1; NaN for one seed) and seed count per dataset, ablation, split, metric."""
+    """Mean, sample std and seed count per dataset, ablation, split, metric, as the report computes them
+    (``tables.mean_std``): a NaN seed (Corr of a constant prediction) makes the mean NaN and still counts."""
     keys = ["dataset", "task", "ablation", "split", "metric"]
-    grouped = runs.groupby(keys, sort=False)["value"]
-    out = grouped.agg(mean="mean", std=lambda v: v.std(ddof=1), n_seeds="count").reset_index()
+    rows = [dict(zip(keys, key), **dict(zip(("mean", "std", "n_seeds"), mean_std(list(values)))))
+            for key, values in runs.groupby(keys, sort=False)["value"]]
+    out = pd.DataFrame(rows, columns=[*keys, "mean", "std", "n_seeds"])
     order = {name: i for i, name in enumerate(ABLATIONS)}
     return out.sort_values(["dataset", "ablation", "split", "metric"],
                            key=lambda c: c.map(order) if c.name == "ablation" else c).reset_index(drop=True)
@@ -49,11 +50,9 @@ def _cell(stats: pd.DataFrame, dataset: str, ablation: str, metrics: tuple[str, 
         row = stats[(stats.dataset == dataset) & (stats.ablation == ablation) & (stats.split == "test")
                     & (stats.metric == metric)]
         if row.empty:
-            return "-"
-        mean, std = float(row["mean"].iloc[0]), float(row["std"].iloc[0])
-        scale, digits = display_scale(metric)
-        text = f"{mean * scale:.{digits}f}"
-        parts.append(text if math.isnan(std) else f"{text} ± {std * scale:.{digits}f}")
+            return format_stat(metric, math.nan, math.nan, 0)
+        parts.append(format_stat(metric, float(row["mean"].iloc[0]), float(row["std"].iloc[0]),
+                                 int(row["n_seeds"].iloc[0])))
     return "/".join(parts)
 
 
@@ -71,12 +70,9 @@ def _table(stats: pd.DataFrame, title: str, datasets: list[str], rows: tuple[str
         return []
     header = ["Model"] + [f"{d} {name}{'(↓)' if set(keys) & LOWER_IS_BETTER else '(↑)'}"
                           for d in datasets for name, keys in columns] + ["seeds"]
-    lines = [f"### {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for ab in rows:
-        cells = [_cell(stats, d, ab, keys) for d in datasets for _, keys in columns]
-        seeds = "/".join(_seeds(stats, d, ab) for d in datasets)
-        lines.append("| " + " | ".join([LABELS.get(ab, ab), *cells, seeds]) + " |")
-    return lines + [""]
+    body = [[LABELS.get(ab, ab), *[_cell(stats, d, ab, keys) for d in datasets for _, keys in columns],
+             "/".join(_seeds(stats, d, ab) for d in datasets)] for ab in rows]
+    return [f"### {title}", "", markdown(header, body), ""]
 
 
 def render_markdown(stats: pd.DataFrame) -> str:
@@ -103,12 +99,12 @@ def render_markdown(stats: pd.DataFrame) -> str:
 
 def write_summary(out: str | Path) -> tuple[pd.DataFrame, str]:
     """Write ``out``/summary.csv and summary.md from the run folders under ``out``; return both."""
-    runs = collect(out)
+    runs = metric_rows(out)
     if runs.empty:
         raise FileNotFoundError(f"{out}: no finished runs (*/*/seed-*/metrics.json) to summarise")
     stats = aggregate(runs)
-    markdown = render_markdown(stats)
+    text = render_markdown(stats)
     atomic.write_bytes(Path(out) / "summary.csv", stats.to_csv(index=False).encode())
-    atomic.write_bytes(Path(out) / "summary.md", markdown.encode())
-    return stats, markdown
+    atomic.write_bytes(Path(out) / "summary.md", text.encode())
+    return stats, text
 
