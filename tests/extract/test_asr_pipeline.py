@@ -2,13 +2,9 @@
 ebmc-train, aligned sets, reruns that transcribe nothing, workers and shards, kill -9 during ASR."""
 from __future__ import annotations
 
-import os
 import pickle
 import shutil
-import signal
-import subprocess
 import sys
-import time
 
 import numpy as np
 import pandas as pd
@@ -18,6 +14,7 @@ from ebmc.extract import cli
 from ebmc.extract.exporters.mmsa import export_mmsa
 from ebmc.store import open_store
 from ebmc.extract.asr import word_error_rate
+from kill import kill_9_when_cached
 from test_asr import SPOKEN
 
 pytestmark = pytest.mark.slow  # real models on real clips: ~1 min each on 2 cores
@@ -121,15 +118,8 @@ def test_kill_9_during_asr_loses_only_the_utterance_in_flight(tmp_path, capsys):
         write_mp4(videos / f"u{k}.mp4", image=None, duration=speech.size / sr + 0.2, audio=speech, sample_rate=sr)
     argv = [str(videos), "--out", str(tmp_path / "f"), "--modalities", "text", "--workers", "1"]
     run = "import sys; from ebmc.extract.cli import main; sys.exit(main(sys.argv[1:]))"
-    proc = subprocess.Popen([sys.executable, "-c", run, *argv], env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     asr_cache = tmp_path / "f" / "videos" / ".cache" / "asr"
-    deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None and len(list(asr_cache.rglob("*.npz"))) < 2:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    done = len(list(asr_cache.rglob("*.npz")))
+    done = kill_9_when_cached([sys.executable, "-c", run, *argv], asr_cache, 2)
     assert 2 <= done < len(SENTENCES), "the run must be killed while transcribing"
     for entry in asr_cache.rglob("*.npz"):  # every transcript that exists is complete
         with np.load(entry) as z:

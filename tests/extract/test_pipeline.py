@@ -1,11 +1,7 @@
 """The extraction pipeline with a counting extractor: cache, resume, invalidation, shards, order, failures, kill -9."""
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +14,7 @@ from ebmc.store import StoreError, open_store
 
 sys.path.insert(0, str(Path(__file__).parent))
 import counting_extractor as ce  # noqa: E402
+from kill import kill_9_when_cached  # noqa: E402
 
 FILES = {"u0": b"alpha video", "u1": b"bravo video bytes", "u2": b"charlie", "u3": b"BAD file",
          "u4": b"NOFACE here", "u5": None, "u6": b"alpha video", "u7": b"golf golf golf golf"}
@@ -194,14 +191,8 @@ def test_kill_9_then_rerun_finishes_without_redoing_work(tmp_path, monkeypatch):
         (videos / f"v{k:02d}.mp4").write_bytes(b"clip %d " % k * (k + 1))
     out = tmp_path / "features"
     script = KILL_SCRIPT.format(here=str(Path(__file__).parent), videos=str(videos), out=str(out))
-    proc = subprocess.Popen([sys.executable, "-c", script], env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
     cache_root = out / videos.name / ".cache" / "audio"
-    deadline = time.time() + 60
-    while time.time() < deadline and proc.poll() is None and len(list(cache_root.rglob("*.npz"))) < 5:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    done = len(list(cache_root.rglob("*.npz")))
+    done = kill_9_when_cached([sys.executable, "-c", script], cache_root, 5, timeout=60)
     assert 5 <= done < n, "the run must be killed in the middle"
     for f in cache_root.rglob("*.npz"):  # every entry that exists is complete
         with np.load(f) as z:
